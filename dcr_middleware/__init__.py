@@ -1,0 +1,34 @@
+"""OAuth 2.0 Dynamic Client Registration (RFC 7591) for any WSGI or ASGI app, in one middleware.
+
+Importing this package reads no environment variable and opens no connection.
+"""
+
+from .asgi import DCRMiddleware
+from .client import RegisteredClient
+from .errors import (
+    ConfigurationError,
+    DCRError,
+    InvalidClientMetadataError,
+    InvalidRedirectURIError,
+    StorageError,
+)
+from .settings import Settings
+from .store import AsyncClientStore, ClientStore
+from .wsgi import DCRWSGIMiddleware
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AsyncClientStore",
+    "ClientStore",
+    "ConfigurationError",
+    "DCRError",
+    "DCRMiddleware",
+    "DCRWSGIMiddleware",
+    "InvalidClientMetadataError",
+    "InvalidRedirectURIError",
+    "RegisteredClient",
+    "Settings",
+    "StorageError",
+    "__version__",
+]

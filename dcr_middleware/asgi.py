@@ -1,0 +1,105 @@
+"""The ASGI middleware: answers ``POST DCR_PATH`` and passes every other request through.
+
+Pure ASGI (no ``BaseHTTPMiddleware``): lifespan and websocket scopes, and every request not
+aimed at the registration endpoint, reach the wrapped app untouched, with the same ``receive``
+and ``send``. ``dcr_middleware.asgi:app`` is the wrapped ``DCR_APP``, built when a server first
+looks the attribute up (never at import).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+from starlette.datastructures import Headers
+from starlette.responses import Response as StarletteResponse
+
+from . import _loader
+from ._http import Response, check_content_type, check_declared_length, error_response, too_large
+from .errors import DCRError
+from .service import AsyncRegistrationService, warn_if_embedded
+from .settings import Settings
+from .store import AsyncClientStore
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+class _Disconnected(Exception):
+    """The client went away before its body was read: there is no one to answer."""
+
+
+class DCRMiddleware:
+    """Wrap an ASGI app with an RFC 7591 registration endpoint at ``settings.path``.
+
+    ``settings=None`` reads ``DCR_*`` from the environment once, here. ``store`` lets tests and
+    applications share one :class:`AsyncClientStore` with the authorization server.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        settings: Settings | None = None,
+        *,
+        store: AsyncClientStore | None = None,
+    ) -> None:
+        self.app = app
+        self.settings = Settings.from_env() if settings is None else settings
+        self.store = AsyncClientStore(self.settings) if store is None else store
+        self.service = AsyncRegistrationService(self.settings, self.store)
+        self.path = self.settings.path
+        self.max_body_bytes = self.settings.max_body_bytes
+        warn_if_embedded(self.settings)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] != self.path or scope["method"] != "POST":
+            await self.app(scope, receive, send)
+            return
+        try:
+            response = await self._register(scope, receive)
+        except _Disconnected:
+            return
+        await StarletteResponse(
+            response.body, status_code=response.status, headers=dict(response.headers)
+        )(scope, receive, send)
+
+    async def _register(self, scope: Scope, receive: Receive) -> Response:
+        headers = Headers(scope=scope)
+        try:
+            check_content_type(headers.get("content-type"))
+            check_declared_length(headers.get("content-length"), self.max_body_bytes)
+            body = await _read_body(receive, self.max_body_bytes)
+        except DCRError as exc:
+            return error_response(exc)
+        return await self.service.register(body)
+
+
+async def _read_body(receive: Receive, limit: int) -> bytes:
+    """Read the request body, stopping as soon as it passes ``limit`` (chunked bodies too)."""
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise _Disconnected
+        chunk: bytes = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise too_large(limit)
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+def __getattr__(name: str) -> Any:
+    # PEP 562: `uvicorn dcr_middleware.asgi:app` looks `app` up at server start; the environment
+    # is read then, not when this module is imported.
+    if name != "app":
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    settings = Settings.from_env()
+    application = DCRMiddleware(_loader.load_wrapped_app(settings), settings)
+    globals()["app"] = application
+    return application

@@ -1,0 +1,51 @@
+"""The ``dcr-middleware`` command (also ``python -m dcr_middleware``)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from .errors import ConfigurationError
+
+
+def _serve(args: argparse.Namespace) -> int:
+    try:
+        import uvicorn
+    except ImportError:
+        sys.stderr.write("the demo server needs uvicorn: pip install 'dcr-middleware[demo]'\n")
+        return 2
+    from .demo import create_demo_app
+
+    try:
+        app = create_demo_app()
+    except ConfigurationError as exc:
+        sys.stderr.write(f"{exc}\n")
+        return 2
+    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``dcr-middleware`` command."""
+    parser = argparse.ArgumentParser(
+        prog="dcr-middleware",
+        description="OAuth 2.0 Dynamic Client Registration middleware: demo and operations.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser(
+        "serve",
+        help="run the demo app wrapped in the middleware (configured by DCR_* variables)",
+    )
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8000, help="port to bind (8000)")
+    serve.add_argument("--log-level", default="info", help="uvicorn log level (info)")
+    serve.set_defaults(handler=_serve)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the console script."""
+    args = build_parser().parse_args(argv)
+    code: int = args.handler(args)
+    return code

@@ -1,0 +1,79 @@
+"""The library's error hierarchy.
+
+Every error a request can end in is a :class:`DCRError`: it carries the RFC ``error`` code and
+the HTTP status it is answered with, so the adapters need one ``except`` clause and one renderer
+(:func:`dcr_middleware._http.error_response`). Anything else escaping the core is a bug.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+
+class ConfigurationError(ValueError):
+    """Raised at construction when settings are invalid; lists every bad variable at once."""
+
+    def __init__(self, problems: Iterable[str]) -> None:
+        self.problems: tuple[str, ...] = tuple(problems)
+        lines = "\n".join(f"  - {problem}" for problem in self.problems)
+        super().__init__(f"invalid dcr-middleware configuration:\n{lines}")
+
+
+class DCRError(Exception):
+    """Base class of the errors answered over HTTP as an RFC-style JSON error object."""
+
+    error = "invalid_request"
+    status = 400
+
+    def __init__(self, description: str) -> None:
+        super().__init__(description)
+        self.description = description
+
+    def headers(self) -> list[tuple[str, str]]:
+        """Extra response headers this error requires (e.g. ``Retry-After``)."""
+        return []
+
+
+class InvalidClientMetadataError(DCRError):
+    """RFC 7591 §3.2.2: the value of one of the client metadata fields is invalid."""
+
+    error = "invalid_client_metadata"
+
+
+class InvalidRedirectURIError(InvalidClientMetadataError):
+    """RFC 7591 §3.2.2: the value of one or more redirection URIs is invalid."""
+
+    error = "invalid_redirect_uri"
+
+
+class InvalidRequestError(DCRError):
+    """The HTTP request itself is malformed (RFC 6749 ``invalid_request``)."""
+
+    error = "invalid_request"
+
+
+class UnsupportedMediaTypeError(InvalidRequestError):
+    """The request body is not ``application/json``."""
+
+    status = 415
+
+
+class PayloadTooLargeError(InvalidRequestError):
+    """The request body is larger than ``DCR_MAX_BODY_BYTES``."""
+
+    status = 413
+
+
+class StorageError(DCRError):
+    """The client store could not be reached or did not answer in time.
+
+    Redis exceptions are wrapped into this error; it is answered with ``503`` and a
+    ``Retry-After`` header, and never leaves a partial client behind.
+    """
+
+    error = "temporarily_unavailable"
+    status = 503
+    retry_after_seconds = 1
+
+    def headers(self) -> list[tuple[str, str]]:
+        return [("Retry-After", str(self.retry_after_seconds))]

@@ -1,0 +1,82 @@
+"""The registration decision, with no I/O: request body in, client record and response out.
+
+Time and randomness are arguments, so the whole decision is a pure function of its inputs.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from .client import RegisteredClient
+from .credentials import (
+    CLIENT_ID_BYTES,
+    PLAINTEXT_SECRET_METHODS,
+    SECRET_BYTES,
+    SECRET_METHODS,
+    TokenFactory,
+    hash_secret,
+)
+from .errors import InvalidClientMetadataError
+from .metadata import validate_client_metadata
+from .settings import Settings
+
+
+@dataclass(frozen=True, slots=True)
+class NewClient:
+    """A validated client ready to be stored, and the body of the ``201`` answer."""
+
+    client: RegisteredClient
+    response: dict[str, Any]
+
+    @property
+    def client_id(self) -> str:
+        """The freshly issued client identifier."""
+        return self.client.client_id
+
+
+def _reject_constant(name: str) -> None:
+    raise ValueError(f"{name} is not JSON")
+
+
+def parse_json_object(body: bytes) -> dict[str, Any]:
+    """Parse a request body that must be one UTF-8 JSON object (RFC 8259)."""
+    try:
+        value = json.loads(body.decode("utf-8"), parse_constant=_reject_constant)
+    except (ValueError, RecursionError):
+        # ValueError covers JSONDecodeError, UnicodeDecodeError and over-long integers.
+        raise InvalidClientMetadataError("the request body is not valid UTF-8 JSON") from None
+    if not isinstance(value, dict):
+        raise InvalidClientMetadataError("the request body must be a JSON object")
+    return value
+
+
+def prepare_registration(
+    body: bytes, settings: Settings, *, now: int, token: TokenFactory
+) -> NewClient:
+    """Validate a registration request body and issue the client's credentials."""
+    metadata = validate_client_metadata(parse_json_object(body), settings)
+    client_id = token(CLIENT_ID_BYTES)
+    response: dict[str, Any] = {"client_id": client_id, "client_id_issued_at": now}
+    method = metadata["token_endpoint_auth_method"]
+    secret_hash = plaintext = None
+    expires_at = 0
+    if method in SECRET_METHODS:
+        secret = token(SECRET_BYTES)
+        secret_hash = hash_secret(secret)
+        plaintext = secret if method in PLAINTEXT_SECRET_METHODS else None
+        expires_at = now + settings.client_secret_ttl if settings.client_secret_ttl else 0
+        # RFC 7591 §3.2.1: client_secret_expires_at is REQUIRED if client_secret is issued.
+        response["client_secret"] = secret
+        response["client_secret_expires_at"] = expires_at
+    response.update(metadata)
+    client = RegisteredClient(
+        client_id=client_id,
+        client_id_issued_at=now,
+        metadata=metadata,
+        client_secret_expires_at=expires_at,
+        client_secret_hash=secret_hash,
+        client_secret=plaintext,
+    )
+    return NewClient(client=client, response=response)

@@ -1,0 +1,14 @@
+-- Create one client record, never overwriting another client.
+-- KEYS[1]: the client's key; ARGV[1]: the serialized record.
+-- Returns 1 when the record is stored, 0 when the id belongs to another client.
+-- Re-sending the identical record (a retry after a lost reply) returns 1 again, so a create
+-- whose outcome is unknown is safe to retry.
+local current = redis.call('GET', KEYS[1])
+if not current then
+  redis.call('SET', KEYS[1], ARGV[1])
+  return 1
+end
+if current == ARGV[1] then
+  return 1
+end
+return 0

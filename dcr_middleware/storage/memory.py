@@ -1,0 +1,64 @@
+"""The embedded in-process store, used when ``DCR_REDIS_URL`` is unset.
+
+It lives in one process: clients are lost on restart and are not shared between gunicorn or
+uvicorn workers. It is meant for the demo, tests and single-process development servers.
+Stores with the same key prefix in one process share their records, so an authorization server
+in the same process sees the clients its middleware registered.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import ClassVar
+
+from .base import client_key
+
+
+class MemoryBackend:
+    """Thread-safe dict of records (the same contract as the Redis backends)."""
+
+    _shared: ClassVar[dict[str, MemoryBackend]] = {}
+    _shared_lock: ClassVar[threading.Lock] = threading.Lock()
+
+    def __init__(self, prefix: str = "dcr") -> None:
+        self.prefix = prefix
+        self._records: dict[str, str] = {}
+        self._lock = threading.Lock()
+
+    @classmethod
+    def shared(cls, prefix: str) -> MemoryBackend:
+        """The process-wide store for ``prefix``."""
+        with cls._shared_lock:
+            return cls._shared.setdefault(prefix, cls(prefix))
+
+    def create(self, client_id: str, record: str) -> bool:
+        """Store ``record`` unless ``client_id`` holds a different one."""
+        key = client_key(self.prefix, client_id)
+        with self._lock:
+            current = self._records.setdefault(key, record)
+        return current == record
+
+    def get(self, client_id: str) -> str | None:
+        """The stored record, or ``None``."""
+        return self._records.get(client_key(self.prefix, client_id))
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+
+class AsyncMemoryBackend:
+    """The embedded store behind the async interface; operations never block."""
+
+    def __init__(self, backend: MemoryBackend) -> None:
+        self.backend = backend
+
+    async def create(self, client_id: str, record: str) -> bool:
+        """Store ``record`` unless ``client_id`` holds a different one."""
+        return self.backend.create(client_id, record)
+
+    async def get(self, client_id: str) -> str | None:
+        """The stored record, or ``None``."""
+        return self.backend.get(client_id)
+
+    async def close(self) -> None:
+        """Nothing to release."""

@@ -1,0 +1,126 @@
+"""Redis backends: the blocking one (WSGI) and the asyncio one (ASGI), side by side.
+
+Both run the same Lua scripts (``storage/lua/*.lua``, read once at import of this module) and
+differ only in ``await``. Connections are opened lazily, on the first command in each worker
+process: redis-py's pool opens no socket at construction and resets itself after a fork, so
+gunicorn ``--preload`` is safe.
+
+Failure policy: explicit connect and command timeouts; a command is retried once, only after a
+*connection* error (nothing was written, or the create script makes the re-send harmless), and
+never after a timeout, where the write may have happened. Every Redis exception becomes a
+:class:`~dcr_middleware.errors.StorageError`, which the middlewares answer with ``503``.
+"""
+
+from __future__ import annotations
+
+import logging
+from importlib import resources
+from typing import Any
+
+import redis
+import redis.asyncio
+from redis.asyncio.retry import Retry as AsyncRetry
+from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
+from redis.retry import Retry
+
+from ..errors import ConfigurationError, StorageError
+from ..settings import Settings
+from .base import client_key
+
+logger = logging.getLogger("dcr_middleware")
+
+CREATE_SCRIPT = resources.files(__package__).joinpath("lua/create.lua").read_text("utf-8")
+
+
+def connection_options(settings: Settings) -> dict[str, Any]:
+    """redis-py keyword arguments shared by the sync and async clients."""
+    return {
+        "socket_timeout": settings.redis_timeout,
+        "socket_connect_timeout": settings.redis_connect_timeout,
+        "health_check_interval": 30,
+        "decode_responses": True,
+    }
+
+
+def _url(settings: Settings) -> str:
+    if settings.redis_url is None:
+        raise ConfigurationError(["DCR_REDIS_URL: required by the Redis store"])
+    return settings.redis_url
+
+
+def _storage_error(exc: Exception) -> StorageError:
+    # The exception text can name hosts but never the password; it is logged, not returned.
+    logger.warning("redis error: %s: %s", type(exc).__name__, exc)
+    return StorageError("the client store is unavailable; try again later")
+
+
+class RedisBackend:
+    """Client records in Redis, through the blocking redis-py client."""
+
+    def __init__(self, settings: Settings, client: redis.Redis | None = None) -> None:
+        if client is None:
+            client = redis.Redis.from_url(
+                _url(settings),
+                retry=Retry(NoBackoff(), 1, (RedisConnectionError,)),
+                **connection_options(settings),
+            )
+        self.prefix = settings.key_prefix
+        self.client = client
+        self._create = client.register_script(CREATE_SCRIPT)
+
+    def create(self, client_id: str, record: str) -> bool:
+        """Store ``record`` unless ``client_id`` holds a different one (one EVALSHA)."""
+        try:
+            return bool(self._create(keys=[client_key(self.prefix, client_id)], args=[record]))
+        except RedisError as exc:
+            raise _storage_error(exc) from exc
+
+    def get(self, client_id: str) -> str | None:
+        """The stored record, or ``None``."""
+        try:
+            value = self.client.get(client_key(self.prefix, client_id))
+        except RedisError as exc:
+            raise _storage_error(exc) from exc
+        return None if value is None else str(value)
+
+    def close(self) -> None:
+        """Close the connection pool."""
+        self.client.close()
+
+
+class AsyncRedisBackend:
+    """Client records in Redis, through ``redis.asyncio``."""
+
+    def __init__(self, settings: Settings, client: redis.asyncio.Redis | None = None) -> None:
+        if client is None:
+            client = redis.asyncio.Redis.from_url(
+                _url(settings),
+                retry=AsyncRetry(NoBackoff(), 1, (RedisConnectionError,)),
+                **connection_options(settings),
+            )
+        self.prefix = settings.key_prefix
+        self.client = client
+        self._create = client.register_script(CREATE_SCRIPT)
+
+    async def create(self, client_id: str, record: str) -> bool:
+        """Store ``record`` unless ``client_id`` holds a different one (one EVALSHA)."""
+        try:
+            return bool(
+                await self._create(keys=[client_key(self.prefix, client_id)], args=[record])
+            )
+        except RedisError as exc:
+            raise _storage_error(exc) from exc
+
+    async def get(self, client_id: str) -> str | None:
+        """The stored record, or ``None``."""
+        try:
+            value = await self.client.get(client_key(self.prefix, client_id))
+        except RedisError as exc:
+            raise _storage_error(exc) from exc
+        return None if value is None else str(value)
+
+    async def close(self) -> None:
+        """Close the connection pool."""
+        await self.client.aclose()

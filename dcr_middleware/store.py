@@ -1,0 +1,108 @@
+"""The client store API for the authorization server: look registered clients up.
+
+:class:`ClientStore` (blocking) and :class:`AsyncClientStore` (asyncio) have the same methods;
+each is a thin shell over a storage backend with the decisions in
+:class:`~dcr_middleware.client.RegisteredClient`.
+"""
+
+from __future__ import annotations
+
+import re
+
+from .client import RegisteredClient
+from .errors import StorageError
+from .settings import Settings
+from .storage.base import AsyncBackend, SyncBackend
+from .storage.memory import AsyncMemoryBackend, MemoryBackend
+
+# Identifiers this library issues are base64url; anything else cannot name a stored client and is
+# answered without a storage round trip (and never reaches a Redis key name).
+_CLIENT_ID = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
+
+
+def _known_shape(client_id: str) -> bool:
+    return isinstance(client_id, str) and _CLIENT_ID.match(client_id) is not None
+
+
+def _collision(client_id: str) -> StorageError:
+    return StorageError(f"client id {client_id} is already taken; retry the registration")
+
+
+def sync_backend(settings: Settings) -> SyncBackend:
+    """The backend ``settings`` selects: Redis when ``DCR_REDIS_URL`` is set, else embedded."""
+    if settings.redis_url is None:
+        return MemoryBackend.shared(settings.key_prefix)
+    from .storage.redis import RedisBackend
+
+    return RedisBackend(settings)
+
+
+def async_backend(settings: Settings) -> AsyncBackend:
+    """The asyncio backend ``settings`` selects (same rule as :func:`sync_backend`)."""
+    if settings.redis_url is None:
+        return AsyncMemoryBackend(MemoryBackend.shared(settings.key_prefix))
+    from .storage.redis import AsyncRedisBackend
+
+    return AsyncRedisBackend(settings)
+
+
+class ClientStore:
+    """Blocking access to registered clients (for WSGI authorization servers)."""
+
+    def __init__(self, settings: Settings | None = None, *, backend: SyncBackend | None = None):
+        self.settings = Settings.from_env() if settings is None else settings
+        self.backend = sync_backend(self.settings) if backend is None else backend
+
+    def get(self, client_id: str) -> RegisteredClient | None:
+        """The registered client, or ``None`` when no such client exists."""
+        if not _known_shape(client_id):
+            return None
+        record = self.backend.get(client_id)
+        return None if record is None else RegisteredClient.from_record(record)
+
+    def authenticate(self, client_id: str, client_secret: str) -> RegisteredClient | None:
+        """The client when ``client_secret`` is its current, unexpired secret; else ``None``."""
+        client = self.get(client_id)
+        if client is None or not client.check_secret(client_secret):
+            return None
+        return client
+
+    def create(self, client: RegisteredClient) -> None:
+        """Store a new client atomically; never overwrites another client."""
+        if not self.backend.create(client.client_id, client.to_record()):
+            raise _collision(client.client_id)
+
+    def close(self) -> None:
+        """Release the backend's connections."""
+        self.backend.close()
+
+
+class AsyncClientStore:
+    """Asyncio access to registered clients (for ASGI authorization servers)."""
+
+    def __init__(self, settings: Settings | None = None, *, backend: AsyncBackend | None = None):
+        self.settings = Settings.from_env() if settings is None else settings
+        self.backend = async_backend(self.settings) if backend is None else backend
+
+    async def get(self, client_id: str) -> RegisteredClient | None:
+        """The registered client, or ``None`` when no such client exists."""
+        if not _known_shape(client_id):
+            return None
+        record = await self.backend.get(client_id)
+        return None if record is None else RegisteredClient.from_record(record)
+
+    async def authenticate(self, client_id: str, client_secret: str) -> RegisteredClient | None:
+        """The client when ``client_secret`` is its current, unexpired secret; else ``None``."""
+        client = await self.get(client_id)
+        if client is None or not client.check_secret(client_secret):
+            return None
+        return client
+
+    async def create(self, client: RegisteredClient) -> None:
+        """Store a new client atomically; never overwrites another client."""
+        if not await self.backend.create(client.client_id, client.to_record()):
+            raise _collision(client.client_id)
+
+    async def close(self) -> None:
+        """Release the backend's connections."""
+        await self.backend.close()

@@ -1,0 +1,95 @@
+"""The WSGI middleware: answers ``POST DCR_PATH`` and passes every other request through.
+
+Requests not aimed at the registration endpoint are handed to the wrapped app with the same
+``environ`` and ``start_response``; the body is never touched. ``dcr_middleware.wsgi:app`` is
+the wrapped ``DCR_APP``, built when a server first looks the attribute up (never at import).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+import webob
+
+from . import _loader
+from ._http import Response, check_content_type, check_declared_length, error_response, too_large
+from .errors import DCRError
+from .service import RegistrationService, warn_if_embedded
+from .settings import Settings
+from .store import ClientStore
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
+
+_CHUNK = 65536
+
+
+class DCRWSGIMiddleware:
+    """Wrap a WSGI app with an RFC 7591 registration endpoint at ``settings.path``.
+
+    ``settings=None`` reads ``DCR_*`` from the environment once, here. ``store`` lets
+    applications share one :class:`ClientStore` with the authorization server.
+    """
+
+    def __init__(
+        self,
+        app: WSGIApplication,
+        settings: Settings | None = None,
+        *,
+        store: ClientStore | None = None,
+    ) -> None:
+        self.app = app
+        self.settings = Settings.from_env() if settings is None else settings
+        self.store = ClientStore(self.settings) if store is None else store
+        self.service = RegistrationService(self.settings, self.store)
+        self.path = self.settings.path
+        self.max_body_bytes = self.settings.max_body_bytes
+        warn_if_embedded(self.settings)
+
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        if environ.get("PATH_INFO") != self.path or environ.get("REQUEST_METHOD") != "POST":
+            return self.app(environ, start_response)
+        response = self._register(environ)
+        return webob.Response(
+            status=response.status, headerlist=list(response.headers), body=response.body
+        )(environ, start_response)
+
+    def _register(self, environ: WSGIEnvironment) -> Response:
+        request = webob.Request(environ)
+        try:
+            check_content_type(request.headers.get("Content-Type"))
+            declared = check_declared_length(environ.get("CONTENT_LENGTH"), self.max_body_bytes)
+            body = _read_body(environ, declared, self.max_body_bytes)
+        except DCRError as exc:
+            return error_response(exc)
+        return self.service.register(body)
+
+
+def _read_body(environ: WSGIEnvironment, declared: int | None, limit: int) -> bytes:
+    """Read at most ``limit`` bytes; a chunked body (no Content-Length) is read only when the
+    server says the stream is terminated (``wsgi.input_terminated``, as gunicorn does)."""
+    stream = environ["wsgi.input"]
+    if declared is not None:
+        return stream.read(declared) if declared else b""
+    if not environ.get("wsgi.input_terminated"):
+        return b""
+    chunks: list[bytes] = []
+    size = 0
+    while chunk := stream.read(min(_CHUNK, limit + 1 - size)):
+        size += len(chunk)
+        if size > limit:
+            raise too_large(limit)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def __getattr__(name: str) -> Any:
+    # PEP 562: `gunicorn dcr_middleware.wsgi:app` looks `app` up at server start; the
+    # environment is read then, not when this module is imported.
+    if name != "app":
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    settings = Settings.from_env()
+    application = DCRWSGIMiddleware(_loader.load_wrapped_app(settings), settings)
+    globals()["app"] = application
+    return application
