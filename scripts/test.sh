@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Install everything the test suite needs (Debian's redis-server included) and run it: linters,
+# the type checker, then pytest. The Redis servers are started by the test fixtures.
+# Extra arguments go to pytest (e.g. bash scripts/test.sh tests/unit -x).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/_bootstrap.sh
+missing=()
+command -v redis-server >/dev/null || missing+=(redis-server)
+command -v redis-cli >/dev/null || missing+=(redis-tools)
+apt_install "${missing[@]}"
+ensure_venv test
+.venv/bin/ruff check .
+.venv/bin/ruff format --check .
+.venv/bin/mypy --strict dcr_middleware
+# pytest exits 5 when it collected no test: with `set -e` that fails this script, as it should.
+.venv/bin/python -m pytest "$@"
