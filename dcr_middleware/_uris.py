@@ -1,7 +1,8 @@
 """URI rules for client metadata: redirect URIs (RFC 6749 §3.1.2, RFC 8252) and web page URLs.
 
 Theory of operation: a redirect URI is accepted when it is absolute, has no fragment, no
-userinfo, no white space or control characters, and its scheme is one of
+userinfo, no white space, control or non-ASCII characters (RFC 3986 URIs are ASCII; an IRI
+must be sent percent-encoded), and its scheme is one of
 
 * ``https`` with a host;
 * ``http`` with a loopback host (``127.0.0.0/8``, ``[::1]``, ``localhost``; RFC 8252 §7.3), or any
@@ -19,7 +20,10 @@ from urllib.parse import SplitResult, urlsplit
 # RFC 3986 §3.1: scheme = ALPHA *( ALPHA / DIGIT / "+" / "-" / "." )
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*$")
 _FORBIDDEN_SCHEMES = frozenset({"javascript", "data", "vbscript", "file", "blob", "about"})
-_BAD_CHARS = re.compile(r"[\x00-\x20\x7f\\]")
+# RFC 3986 §2: a URI is unreserved, reserved and percent-encoded characters only. White space,
+# controls, backslash, '"', '<', '>', '^', '`', '{', '|', '}' and anything outside ASCII (lone
+# surrogates included) must be sent percent-encoded.
+_BAD_CHARS = re.compile(r"[^A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=%]")
 
 
 def split_absolute(uri: str) -> SplitResult | None:
@@ -52,7 +56,7 @@ def redirect_uri_problem(uri: str, *, allow_insecure: bool) -> str | None:
     """Say what is wrong with a redirect URI, or return ``None`` when it is acceptable."""
     parts = split_absolute(uri)
     if parts is None:
-        return "must be an absolute URI without fragment, userinfo or white space"
+        return "must be an absolute ASCII URI without fragment, userinfo or white space"
     scheme = parts.scheme.lower()
     if scheme in _FORBIDDEN_SCHEMES:
         return f"the {scheme}: scheme is not allowed"

@@ -198,7 +198,8 @@ class ClientMetadata(ClientMetadataClaims):  # type: ignore[misc]
         if not isinstance(keys, list) or not keys or not all(isinstance(k, dict) for k in keys):
             raise _fail("jwks", "must be a JWK Set object with a non-empty keys array")
         for key in keys:
-            if key.get("kty") not in _ASYMMETRIC_KTY:
+            kty = key.get("kty")
+            if not isinstance(kty, str) or kty not in _ASYMMETRIC_KTY:
                 raise _fail("jwks", "only public RSA, EC or OKP keys are accepted")
             if _PRIVATE_JWK_MEMBERS & key.keys():
                 raise _fail("jwks", "must contain public keys only (private key members found)")

@@ -6,6 +6,7 @@ Time and randomness are arguments, so the whole decision is a pure function of i
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,10 +41,20 @@ def _reject_constant(name: str) -> None:
     raise ValueError(f"{name} is not JSON")
 
 
+def _finite_float(text: str) -> float:
+    # 1e999 parses to inf, which would be echoed back as the non-JSON token Infinity.
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"{text} is out of range")
+    return value
+
+
 def parse_json_object(body: bytes) -> dict[str, Any]:
     """Parse a request body that must be one UTF-8 JSON object (RFC 8259)."""
     try:
-        value = json.loads(body.decode("utf-8"), parse_constant=_reject_constant)
+        value = json.loads(
+            body.decode("utf-8"), parse_constant=_reject_constant, parse_float=_finite_float
+        )
     except (ValueError, RecursionError):
         # ValueError covers JSONDecodeError, UnicodeDecodeError and over-long integers.
         raise InvalidClientMetadataError("the request body is not valid UTF-8 JSON") from None

@@ -13,7 +13,7 @@ import types
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Union, get_args, get_origin, get_type_hints
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 from . import _env
 from .errors import ConfigurationError
@@ -107,26 +107,17 @@ def env_name(field_name: str) -> str:
 
 def mask_url(url: str) -> str:
     """Hide the password (and a bare username used as one) of a URL for logs and ``repr``."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return "<unparsable url>"
-    if parts.password is None and parts.username is None:
+    if "@" not in url:
         return url
-    host = parts.hostname or ""
-    if ":" in host:
-        host = f"[{host}]"
-    port = f":{parts.port}" if _safe_port(parts) is not None else ""
-    user = parts.username if parts.password is not None and parts.username else ""
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}{port}"))
-
-
-def _safe_port(parts: Any) -> int | None:
-    try:
-        port: int | None = parts.port
-    except ValueError:
-        return None
-    return port
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return "<url with credentials hidden>"
+    # The userinfo ends at the last "@": a password with a raw "#", "/" or "?" makes urlsplit
+    # end the authority early and would leave the rest of the password in the path or fragment.
+    # (An "@" in the query is masked too: hiding too much is the safe side.)
+    userinfo, _, location = rest.rpartition("@")
+    user, colon, _ = userinfo.partition(":")
+    return f"{scheme}://{user if colon else ''}:***@{location}"
 
 
 def _parser_for(f: dataclasses.Field[Any]) -> Callable[[str], Any]:

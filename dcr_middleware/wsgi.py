@@ -7,10 +7,15 @@ the wrapped ``DCR_APP``, built when a server first looks the attribute up (never
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-import webob
+with warnings.catch_warnings():
+    # WebOb 1.8 imports the stdlib `cgi` module, deprecated since Python 3.11: keep that warning
+    # out of applications that run with warnings as errors.
+    warnings.filterwarnings("ignore", "'cgi' is deprecated", DeprecationWarning)
+    import webob
 
 from . import _loader
 from ._http import Response, check_content_type, check_declared_length, error_response, too_large

@@ -1,0 +1,1 @@
+"""Adapter tests: both middlewares over httpx transports and raw ASGI/WSGI harnesses."""

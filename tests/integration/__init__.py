@@ -1,0 +1,1 @@
+"""Integration tests: real redis-server, real uvicorn and gunicorn processes, loopback only."""

@@ -1,0 +1,325 @@
+"""One contract, every store: the embedded store and Redis, each through the sync and the async
+client store API.
+
+The async stores run on anyio's event loop; the sync ones are called from the same async test
+through a thin facade, so every case is written once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import secrets
+import threading
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+import redis
+from redis.crc import key_slot
+
+from dcr_middleware import (
+    AsyncClientStore,
+    ClientStore,
+    RegisteredClient,
+    Settings,
+    StorageError,
+)
+from dcr_middleware.registration import NewClient, prepare_registration
+
+pytestmark = pytest.mark.anyio
+
+NOW = int(time.time())
+
+
+class SyncFacade:
+    """A blocking store behind the async method names (it runs on the test's thread)."""
+
+    def __init__(self, store: ClientStore) -> None:
+        self.store = store
+
+    async def create(self, client: RegisteredClient) -> None:
+        self.store.create(client)
+
+    async def get(self, client_id: Any) -> RegisteredClient | None:
+        return self.store.get(client_id)
+
+    async def authenticate(self, client_id: Any, secret: Any) -> RegisteredClient | None:
+        return self.store.authenticate(client_id, secret)
+
+    async def close(self) -> None:
+        self.store.close()
+
+
+Store = SyncFacade | AsyncClientStore
+
+STORES = [
+    pytest.param("memory-sync", id="memory-sync"),
+    pytest.param("memory-async", id="memory-async"),
+    pytest.param("redis-sync", id="redis-sync", marks=pytest.mark.redis),
+    pytest.param("redis-async", id="redis-async", marks=pytest.mark.redis),
+]
+
+
+def _settings(kind: str, request: pytest.FixtureRequest, prefix: str, **extra: Any) -> Settings:
+    if kind.startswith("redis"):
+        return Settings(redis_url=request.getfixturevalue("redis_url"), key_prefix=prefix, **extra)
+    return Settings(key_prefix=prefix, **extra)
+
+
+def _open(kind: str, settings: Settings) -> Store:
+    if kind.endswith("-sync"):
+        return SyncFacade(ClientStore(settings))
+    return AsyncClientStore(settings)
+
+
+@pytest.fixture(params=STORES)
+async def store(request: pytest.FixtureRequest, key_prefix: str) -> AsyncIterator[Store]:
+    opened = _open(request.param, _settings(request.param, request, key_prefix))
+    try:
+        yield opened
+    finally:
+        await opened.close()
+
+
+def new_client(
+    body: dict[str, Any] | None = None, *, now: int = NOW, **settings: Any
+) -> tuple[RegisteredClient, str | None]:
+    """A client built the way the middleware builds it, and its plaintext secret (if any)."""
+    payload = {"redirect_uris": ["https://app.example.com/cb"]} if body is None else body
+    new: NewClient = prepare_registration(
+        json.dumps(payload).encode(),
+        Settings(**settings),
+        now=now,
+        token=secrets.token_urlsafe,
+    )
+    return new.client, new.response.get("client_secret")
+
+
+async def test_store_create_then_get_returns_equal_client(store: Store) -> None:
+    client, _ = new_client(
+        {
+            "redirect_uris": ["https://app.example.com/cb", "http://127.0.0.1/cb"],
+            "client_name": "Contract ✓",
+            "client_name#ja-Jpan-JP": "クライアント",
+            "scope": "read write",
+        }
+    )
+    await store.create(client)
+    loaded = await store.get(client.client_id)
+    assert loaded == client
+    assert loaded is not None
+    assert loaded.metadata["client_name#ja-Jpan-JP"] == "クライアント"
+
+
+async def test_store_create_never_overwrites_other_client(store: Store) -> None:
+    first, first_secret = new_client()
+    other, _ = new_client({"redirect_uris": ["https://other.example.com/cb"]})
+    impostor = dataclasses.replace(other, client_id=first.client_id)
+    await store.create(first)
+    with pytest.raises(StorageError):
+        await store.create(impostor)
+    assert await store.get(first.client_id) == first
+    assert first_secret is not None
+    assert await store.authenticate(first.client_id, first_secret) == first
+
+
+async def test_store_create_is_idempotent_for_identical_record(store: Store) -> None:
+    client, _ = new_client()
+    await store.create(client)
+    await store.create(client)  # a retry after a lost reply must succeed
+    assert await store.get(client.client_id) == client
+
+
+async def test_store_get_unknown_id_returns_none(store: Store) -> None:
+    assert await store.get(secrets.token_urlsafe(16)) is None
+
+
+@pytest.mark.parametrize(
+    "client_id",
+    [
+        pytest.param("a}b", id="brace"),
+        pytest.param("{a}", id="hash-tag"),
+        pytest.param("../x", id="dot-dot"),
+        pytest.param("", id="empty"),
+        pytest.param("x" * 10_000, id="very-long"),
+        pytest.param("a b", id="space"),
+        pytest.param("a\nb", id="newline"),
+        pytest.param("é", id="non-ascii"),
+        pytest.param("*", id="glob"),
+        pytest.param("\x00", id="nul"),
+        pytest.param("\udcff", id="lone-surrogate"),
+    ],
+)
+async def test_store_get_odd_id_returns_none(store: Store, client_id: str) -> None:
+    client, _ = new_client()
+    await store.create(client)
+    assert await store.get(client_id) is None
+    assert await store.authenticate(client_id, "secret") is None
+
+
+async def test_store_authenticate_right_secret_returns_client(store: Store) -> None:
+    client, secret = new_client()
+    await store.create(client)
+    assert secret is not None
+    assert await store.authenticate(client.client_id, secret) == client
+
+
+@pytest.mark.parametrize("method", ["client_secret_basic", "client_secret_post"], ids=lambda m: m)
+async def test_store_authenticate_wrong_secret_returns_none(store: Store, method: str) -> None:
+    client, secret = new_client(
+        {"redirect_uris": ["https://app.example.com/cb"], "token_endpoint_auth_method": method}
+    )
+    await store.create(client)
+    assert secret is not None
+    for wrong in ("", "x", secret[:-1], secret + "x", secret.upper(), client.client_secret_hash):
+        assert await store.authenticate(client.client_id, wrong) is None
+    assert await store.authenticate(secrets.token_urlsafe(16), secret) is None
+
+
+async def test_store_authenticate_expired_secret_returns_none(store: Store) -> None:
+    issued = int(time.time()) - 3600
+    client, secret = new_client(now=issued, client_secret_ttl=60)
+    assert 0 < client.client_secret_expires_at < time.time()
+    await store.create(client)
+    assert secret is not None
+    assert await store.get(client.client_id) == client
+    assert await store.authenticate(client.client_id, secret) is None
+
+
+async def test_store_authenticate_unexpired_secret_with_ttl_returns_client(store: Store) -> None:
+    client, secret = new_client(now=int(time.time()), client_secret_ttl=3600)
+    await store.create(client)
+    assert secret is not None
+    assert await store.authenticate(client.client_id, secret) == client
+
+
+async def test_store_authenticate_public_client_returns_none(store: Store) -> None:
+    client, secret = new_client(
+        {"redirect_uris": ["http://127.0.0.1/cb"], "token_endpoint_auth_method": "none"}
+    )
+    assert secret is None
+    await store.create(client)
+    loaded = await store.get(client.client_id)
+    assert loaded == client
+    assert loaded is not None and loaded.is_public
+    for attempt in ("", "anything", secrets.token_urlsafe(32)):
+        assert await store.authenticate(client.client_id, attempt) is None
+
+
+@pytest.mark.parametrize("kind", STORES)
+async def test_store_concurrent_creates_of_one_id_have_one_winner(
+    request: pytest.FixtureRequest, key_prefix: str, kind: str
+) -> None:
+    """Atomic create: of 20 different records racing for one id exactly one is stored."""
+    settings = _settings(kind, request, key_prefix)
+    base, _ = new_client()
+    rivals = [
+        dataclasses.replace(base, metadata={**base.metadata, "client_name": f"rival {n}"})
+        for n in range(20)
+    ]
+    outcomes: list[bool] = []
+    if kind.endswith("-async"):
+        async_store = AsyncClientStore(settings)
+        try:
+
+            async def attempt(client: RegisteredClient) -> bool:
+                try:
+                    await async_store.create(client)
+                except StorageError:
+                    return False
+                return True
+
+            outcomes = list(await asyncio.gather(*(attempt(c) for c in rivals)))
+            stored = await async_store.get(base.client_id)
+        finally:
+            await async_store.close()
+    else:
+        sync_store = ClientStore(settings)
+        lock = threading.Lock()
+        barrier = threading.Barrier(len(rivals), timeout=30)
+
+        def run(client: RegisteredClient) -> None:
+            barrier.wait()
+            try:
+                sync_store.create(client)
+                ok = True
+            except StorageError:
+                ok = False
+            with lock:
+                outcomes.append(ok)
+
+        threads = [threading.Thread(target=run, args=(c,)) for c in rivals]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=30)
+        try:
+            stored = sync_store.get(base.client_id)
+        finally:
+            sync_store.close()
+    assert len(outcomes) == len(rivals)
+    assert outcomes.count(True) == 1
+    assert stored in rivals
+
+
+@pytest.mark.parametrize("kind", ["memory", pytest.param("redis", marks=pytest.mark.redis)])
+async def test_store_sync_and_async_see_each_other(
+    request: pytest.FixtureRequest, key_prefix: str, kind: str
+) -> None:
+    settings = _settings(kind, request, key_prefix)
+    sync_store = ClientStore(settings)
+    async_store = AsyncClientStore(settings)
+    try:
+        written_sync, secret_sync = new_client()
+        written_async, secret_async = new_client()
+        sync_store.create(written_sync)
+        await async_store.create(written_async)
+        assert await async_store.get(written_sync.client_id) == written_sync
+        assert sync_store.get(written_async.client_id) == written_async
+        assert secret_sync is not None and secret_async is not None
+        assert await async_store.authenticate(written_sync.client_id, secret_sync) == written_sync
+        assert sync_store.authenticate(written_async.client_id, secret_async) == written_async
+        # Same id, different record, across the two APIs: still no overwrite.
+        with pytest.raises(StorageError):
+            await async_store.create(
+                dataclasses.replace(written_async, client_id=written_sync.client_id)
+            )
+        assert sync_store.get(written_sync.client_id) == written_sync
+    finally:
+        sync_store.close()
+        await async_store.close()
+
+
+@pytest.mark.redis
+@pytest.mark.parametrize("api", ["sync", "async"])
+async def test_store_redis_key_has_prefix_and_hash_tag(
+    redis_url: str, key_prefix: str, api: str
+) -> None:
+    settings = Settings(redis_url=redis_url, key_prefix=key_prefix)
+    client, _ = new_client()
+    if api == "sync":
+        sync_store = ClientStore(settings)
+        try:
+            sync_store.create(client)
+        finally:
+            sync_store.close()
+    else:
+        async_store = AsyncClientStore(settings)
+        try:
+            await async_store.create(client)
+        finally:
+            await async_store.close()
+    admin = redis.Redis.from_url(redis_url, decode_responses=True)
+    try:
+        keys = list(admin.scan_iter(match=f"{key_prefix}:*"))
+        assert keys == [f"{key_prefix}:client:{{{client.client_id}}}"]
+        # Redis Cluster: the slot is the hash tag's, so all of one client's keys share it.
+        assert key_slot(keys[0].encode()) == key_slot(client.client_id.encode())
+        assert admin.type(keys[0]) == "string"
+        assert admin.ttl(keys[0]) == -1
+        assert RegisteredClient.from_record(admin.get(keys[0])) == client
+    finally:
+        admin.close()
