@@ -57,8 +57,11 @@ class RegisteredClient:
 
     @property
     def is_public(self) -> bool:
-        """True for clients without a secret (``token_endpoint_auth_method`` ``none``)."""
-        return self.client_secret_hash is None
+        """True for public clients (``token_endpoint_auth_method`` ``none``, RFC 6749 §2.1).
+
+        A ``private_key_jwt`` client has no secret but is confidential: it holds a private key.
+        """
+        return self.token_endpoint_auth_method == "none"
 
     def allows_grant_type(self, grant_type: str) -> bool:
         """True when the client registered ``grant_type``."""

@@ -182,7 +182,9 @@ async def _check_store(case: Case, answer: Answer, side: ASGISide | WSGISide) ->
     assert client.client_id_issued_at == body["client_id_issued_at"]
     assert client.metadata == {k: v for k, v in body.items() if k not in CREDENTIALS}
     if not case.secret:
-        assert client.is_public
+        # RFC 6749 §2.1: only clients without any credentials are public (not private_key_jwt).
+        assert client.is_public == (body["token_endpoint_auth_method"] == "none")
+        assert client.client_secret_hash is None
         assert await _authenticate(side, client_id, "") is None
         return
     secret = body["client_secret"]

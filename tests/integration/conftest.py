@@ -20,11 +20,6 @@ import redis
 from .helpers import RedisServer, Server, redis_server_path, start_server
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 def _redis_executable() -> str:
     path = redis_server_path()
     if path is None:

@@ -108,7 +108,8 @@ def test_registered_client_properties_when_metadata_empty() -> None:
     assert client.response_types == []
     assert client.token_endpoint_auth_method == "client_secret_basic"
     assert client.scope is None
-    assert client.is_public is True
+    # RFC 7591 §2: an omitted method means client_secret_basic, a confidential client.
+    assert client.is_public is False
 
 
 def test_registered_client_lists_are_copies() -> None:

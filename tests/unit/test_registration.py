@@ -95,12 +95,6 @@ def test_prepare_registration_public_client_is_public() -> None:
     assert new.client.is_public
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="RegisteredClient.is_public means 'has no secret', so a private_key_jwt client "
-    "(confidential, RFC 6749 §2.1) reads as public; left unfixed because "
-    "tests/adapters/test_parity.py asserts is_public for every client without a secret",
-)
 def test_prepare_registration_private_key_jwt_client_is_not_public() -> None:
     new, _ = register(
         body(token_endpoint_auth_method="private_key_jwt", jwks_uri="https://app.example.com/j")
