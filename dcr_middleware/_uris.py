@@ -19,7 +19,24 @@ from urllib.parse import SplitResult, urlsplit
 
 # RFC 3986 §3.1: scheme = ALPHA *( ALPHA / DIGIT / "+" / "-" / "." )
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*$")
-_FORBIDDEN_SCHEMES = frozenset({"javascript", "data", "vbscript", "file", "blob", "about"})
+# Schemes that run code or read local data in a browser, or that are not app callbacks at all.
+_FORBIDDEN_SCHEMES = frozenset(
+    {
+        "javascript",
+        "data",
+        "vbscript",
+        "file",
+        "blob",
+        "about",
+        "view-source",
+        "mailto",
+        "tel",
+        "sms",
+        "ftp",
+        "ws",
+        "wss",
+    }
+)
 # RFC 3986 §2: a URI is unreserved, reserved and percent-encoded characters only. White space,
 # controls, backslash, '"', '<', '>', '^', '`', '{', '|', '}' and anything outside ASCII (lone
 # surrogates included) must be sent percent-encoded.
@@ -52,8 +69,28 @@ def is_loopback_host(host: str | None) -> bool:
         return False
 
 
-def redirect_uri_problem(uri: str, *, allow_insecure: bool) -> str | None:
-    """Say what is wrong with a redirect URI, or return ``None`` when it is acceptable."""
+def host_allowed(host: str, patterns: tuple[str, ...]) -> bool:
+    """Match a host against ``DCR_ALLOWED_REDIRECT_HOSTS`` entries: ``app.example.com`` matches
+    itself only, ``*.example.com`` matches any subdomain (not ``example.com`` itself)."""
+    host = host.lower().rstrip(".")
+    for pattern in patterns:
+        if pattern.startswith("*."):
+            if host.endswith(pattern[1:]) and len(host) > len(pattern) - 1:
+                return True
+        elif host == pattern:
+            return True
+    return False
+
+
+def redirect_uri_problem(
+    uri: str, *, allow_insecure: bool, allowed_hosts: tuple[str, ...] | None = None
+) -> str | None:
+    """Say what is wrong with a redirect URI, or return ``None`` when it is acceptable.
+
+    ``allowed_hosts`` (``DCR_ALLOWED_REDIRECT_HOSTS``) restricts http(s) hosts, loopback hosts
+    excepted (native apps, RFC 8252 §7.3), and private-use schemes to the ones listed as
+    ``scheme:``; ``None`` allows any.
+    """
     parts = split_absolute(uri)
     if parts is None:
         return "must be an absolute ASCII URI without fragment, userinfo or white space"
@@ -63,12 +100,21 @@ def redirect_uri_problem(uri: str, *, allow_insecure: bool) -> str | None:
     if scheme in ("http", "https"):
         if not parts.hostname:
             return "must name a host"
-        if scheme == "http" and not allow_insecure and not is_loopback_host(parts.hostname):
+        loopback = is_loopback_host(parts.hostname)
+        if scheme == "http" and not allow_insecure and not loopback:
             return "plain http is only allowed for loopback hosts (127.0.0.1, [::1], localhost)"
+        if (
+            allowed_hosts is not None
+            and not loopback
+            and not host_allowed(parts.hostname, allowed_hosts)
+        ):
+            return f"host {parts.hostname!r} is not in this server's allowed redirect hosts"
         return None
     # RFC 8252 §7.1: a private-use URI scheme of a native app; it must carry a path or authority.
     if not (parts.netloc or parts.path):
         return "a private-use scheme redirect URI must have a path"
+    if allowed_hosts is not None and f"{scheme}:" not in allowed_hosts:
+        return f"the {scheme}: scheme is not in this server's allowed redirect hosts"
     return None
 
 

@@ -61,7 +61,7 @@ class RegisteredClient:
 
         A ``private_key_jwt`` client has no secret but is confidential: it holds a private key.
         """
-        return self.token_endpoint_auth_method == "none"
+        return self.token_endpoint_auth_method == "none"  # noqa: S105 - a method name
 
     def allows_grant_type(self, grant_type: str) -> bool:
         """True when the client registered ``grant_type``."""

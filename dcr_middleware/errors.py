@@ -58,6 +58,12 @@ class UnsupportedMediaTypeError(InvalidRequestError):
     status = 415
 
 
+class LengthRequiredError(InvalidRequestError):
+    """A chunked body the WSGI server does not terminate (no ``wsgi.input_terminated``)."""
+
+    status = 411
+
+
 class PayloadTooLargeError(InvalidRequestError):
     """The request body is larger than ``DCR_MAX_BODY_BYTES``."""
 

@@ -121,7 +121,9 @@ class ClientMetadata(ClientMetadataClaims):  # type: ignore[misc]
         self._check_allowed("response_types", responses, self.settings.allowed_response_types, how)
         problem = _flows.inconsistency(grants, responses)
         if problem:
-            raise _fail("grant_types/response_types", f"inconsistent (RFC 7591 §2.1): {problem}")
+            raise _fail(
+                "grant_types/response_types", f"inconsistent (RFC 7591 section 2.1): {problem}"
+            )
 
     def validate_redirect_uris(self) -> None:
         """Required for redirect-based flows; each URI checked by :mod:`dcr_middleware._uris`."""
@@ -136,9 +138,14 @@ class ClientMetadata(ClientMetadataClaims):  # type: ignore[misc]
             raise InvalidRedirectURIError("redirect_uris: must be an array of strings")
         if not value and _flows.needs_redirect_uris(self["grant_types"]):
             raise InvalidRedirectURIError("redirect_uris: must not be empty for redirect flows")
-        allow_insecure = self.settings.allow_insecure_redirect_uris
+        if len(set(value)) != len(value):
+            raise InvalidRedirectURIError("redirect_uris: must not repeat values")
         for uri in value:
-            problem = _uris.redirect_uri_problem(uri, allow_insecure=allow_insecure)
+            problem = _uris.redirect_uri_problem(
+                uri,
+                allow_insecure=self.settings.allow_insecure_redirect_uris,
+                allowed_hosts=self.settings.allowed_redirect_hosts,
+            )
             if problem:
                 raise InvalidRedirectURIError(f"redirect_uris: {_shown(uri)} {problem}")
 

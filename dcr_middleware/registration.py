@@ -49,11 +49,25 @@ def _finite_float(text: str) -> float:
     return value
 
 
+def _unique_members(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    # RFC 8259 §4: names SHOULD be unique; parsers disagree on which duplicate wins, so a
+    # request that repeats a member is refused instead of guessed at.
+    members = dict(pairs)
+    if len(members) != len(pairs):
+        seen: set[str] = set()
+        name = next(k for k, _ in pairs if k in seen or seen.add(k))  # type: ignore[func-returns-value]
+        raise InvalidClientMetadataError(f"{name[:120]}: repeated in the request body")
+    return members
+
+
 def parse_json_object(body: bytes) -> dict[str, Any]:
     """Parse a request body that must be one UTF-8 JSON object (RFC 8259)."""
     try:
         value = json.loads(
-            body.decode("utf-8"), parse_constant=_reject_constant, parse_float=_finite_float
+            body.decode("utf-8"),
+            parse_constant=_reject_constant,
+            parse_float=_finite_float,
+            object_pairs_hook=_unique_members,
         )
     except (ValueError, RecursionError):
         # ValueError covers JSONDecodeError, UnicodeDecodeError and over-long integers.

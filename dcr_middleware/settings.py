@@ -7,24 +7,18 @@ Precedence: an explicit argument, then the environment, then the default.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
-import re
 import types
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Union, get_args, get_origin, get_type_hints
-from urllib.parse import urlsplit
 
 from . import _env
+from . import _settings_checks as _checks
 from .errors import ConfigurationError
 
-AUTH_METHODS = frozenset(
-    {"none", "client_secret_basic", "client_secret_post", "client_secret_jwt", "private_key_jwt"}
-)
-_TOKEN = re.compile(r"^[\x21-\x7e]+$")
-_SCOPE_TOKEN = re.compile(r"^[\x21\x23-\x5b\x5d-\x7e]+$")
-_PREFIX = re.compile(r"^[A-Za-z0-9_.:-]+$")
-_APP = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
+logger = logging.getLogger("dcr_middleware")
 _DURATION = {"duration": True}
 
 
@@ -49,12 +43,15 @@ class Settings:
     allowed_scopes: tuple[str, ...] | None = None
     default_scopes: tuple[str, ...] = ()
     default_grant_types: tuple[str, ...] = ("authorization_code",)
+    allowed_redirect_hosts: tuple[str, ...] | None = None
     allow_insecure_redirect_uris: bool = False
     client_secret_ttl: int = field(default=0, metadata=_DURATION)
     issuer: str | None = None
 
     def __post_init__(self) -> None:
-        problems = _check(self)
+        problems = _checks.check_types(self, _HINTS)
+        if not problems:
+            problems = _checks.check_values(self)
         if problems:
             raise ConfigurationError(problems)
 
@@ -66,6 +63,7 @@ class Settings:
         reported in one :class:`~dcr_middleware.errors.ConfigurationError`.
         """
         env = os.environ if environ is None else environ
+        _warn_unknown(env)
         values: dict[str, Any] = {}
         problems: list[str] = []
         for f in dataclasses.fields(cls):
@@ -120,6 +118,13 @@ def mask_url(url: str) -> str:
     return f"{scheme}://{user if colon else ''}:***@{location}"
 
 
+def _warn_unknown(env: Mapping[str, str]) -> None:
+    known = {env_name(f.name) for f in dataclasses.fields(Settings)}
+    unknown = sorted(k for k in env if k.startswith("DCR_") and k not in known)
+    if unknown:
+        logger.warning("ignoring unknown settings (misspelled?): %s", ", ".join(unknown))
+
+
 def _parser_for(f: dataclasses.Field[Any]) -> Callable[[str], Any]:
     if f.metadata.get("duration"):
         return _env.parse_duration
@@ -143,67 +148,3 @@ def _parser_for(f: dataclasses.Field[Any]) -> Callable[[str], Any]:
 
 
 _HINTS = get_type_hints(Settings)
-
-
-def _check(s: Settings) -> list[str]:
-    problems: list[str] = []
-
-    def bad(name: str, message: str) -> None:
-        problems.append(f"{env_name(name)}: {message}")
-
-    if s.app is not None and not _APP.match(s.app):
-        bad("app", f"expected 'module.path:attribute', got {s.app!r}")
-    if not s.path.startswith("/") or s.path == "/" or s.path.endswith("/") or "?" in s.path:
-        bad("path", f"expected an absolute path like /register, got {s.path!r}")
-    if s.redis_url is not None and urlsplit(s.redis_url).scheme not in (
-        "redis",
-        "rediss",
-        "unix",
-    ):
-        bad("redis_url", "expected a redis://, rediss:// or unix:// URL")
-    if not _PREFIX.match(s.key_prefix):
-        bad("key_prefix", "use letters, digits and _.:- only (no braces: they form hash tags)")
-    for name in ("redis_connect_timeout", "redis_timeout"):
-        if not 0 < getattr(s, name) <= 60:
-            bad(name, "expected seconds between 0 and 60")
-    if not 0 < s.max_body_bytes <= 16 * 1024 * 1024:
-        bad("max_body_bytes", "expected a size between 1 and 16777216 bytes")
-    _check_tokens(bad, s)
-    if s.client_secret_ttl < 0:
-        bad("client_secret_ttl", "must not be negative (0 means secrets never expire)")
-    if s.issuer is not None:
-        parts = urlsplit(s.issuer)
-        if (
-            parts.scheme not in ("https", "http")
-            or not parts.netloc
-            or parts.query
-            or (parts.fragment)
-        ):
-            bad("issuer", f"expected an absolute http(s) URL without query, got {s.issuer!r}")
-    return problems
-
-
-def _check_tokens(bad: Callable[[str, str], None], s: Settings) -> None:
-    for name in ("allowed_grant_types", "allowed_response_types", "default_grant_types"):
-        values = getattr(s, name)
-        if not all(isinstance(v, str) and _TOKEN.match(v.replace(" ", "!")) for v in values):
-            bad(name, "expected a comma-separated list of names")
-    if not s.allowed_grant_types:
-        bad("allowed_grant_types", "at least one grant type must be allowed")
-    unknown = sorted(set(s.allowed_auth_methods) - AUTH_METHODS)
-    if unknown or not s.allowed_auth_methods:
-        bad(
-            "allowed_auth_methods",
-            f"expected a non-empty list of {', '.join(sorted(AUTH_METHODS))}; got {unknown}",
-        )
-    not_allowed = sorted(set(s.default_grant_types) - set(s.allowed_grant_types))
-    if not_allowed:
-        bad("default_grant_types", f"{not_allowed} not in DCR_ALLOWED_GRANT_TYPES")
-    for name in ("allowed_scopes", "default_scopes"):
-        values = getattr(s, name) or ()
-        if not all(isinstance(v, str) and _SCOPE_TOKEN.match(v) for v in values):
-            bad(name, "expected a comma-separated list of RFC 6749 scope tokens")
-    if s.allowed_scopes is not None:
-        extra = sorted(set(s.default_scopes) - set(s.allowed_scopes))
-        if extra:
-            bad("default_scopes", f"{extra} not in DCR_ALLOWED_SCOPES")

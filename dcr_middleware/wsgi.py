@@ -19,7 +19,7 @@ with warnings.catch_warnings():
 
 from . import _loader
 from ._http import Response, check_content_type, check_declared_length, error_response, too_large
-from .errors import DCRError
+from .errors import DCRError, LengthRequiredError
 from .service import RegistrationService, warn_if_embedded
 from .settings import Settings
 from .store import ClientStore
@@ -78,6 +78,10 @@ def _read_body(environ: WSGIEnvironment, declared: int | None, limit: int) -> by
     if declared is not None:
         return stream.read(declared) if declared else b""
     if not environ.get("wsgi.input_terminated"):
+        if environ.get("HTTP_TRANSFER_ENCODING"):
+            # PEP 3333 lets the app read only CONTENT_LENGTH bytes unless the server says the
+            # stream ends by itself (gunicorn does; wsgiref does not).
+            raise LengthRequiredError("this server needs a Content-Length for the request body")
         return b""
     chunks: list[bytes] = []
     size = 0

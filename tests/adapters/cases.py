@@ -38,8 +38,13 @@ EVERY_AUTH_METHOD = Settings(
         "private_key_jwt",
     )
 )
-# The default response type derived from authorization_code ("code") is not allowed here.
-CODE_NOT_ALLOWED = Settings(allowed_response_types=("token",))
+# The response type derived from authorization_code ("code") is not allowed here (the default
+# grant is implicit, so the configuration itself is consistent).
+CODE_NOT_ALLOWED = Settings(
+    allowed_grant_types=("authorization_code", "implicit"),
+    default_grant_types=("implicit",),
+    allowed_response_types=("token",),
+)
 SCOPED = Settings(allowed_scopes=("openid", "profile", "email"), default_scopes=("openid",))
 DEFAULT_SCOPES_ONLY = Settings(default_scopes=("read", "write"))
 INSECURE_HTTP = Settings(allow_insecure_redirect_uris=True)
@@ -522,7 +527,7 @@ FLOWS = [
     ),
     bad(
         "flow-derived-response-type-not-allowed",
-        meta(),
+        meta(grant_types=["authorization_code"]),
         ICM,
         "response_types",
         settings=CODE_NOT_ALLOWED,

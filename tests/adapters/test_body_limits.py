@@ -175,7 +175,7 @@ def test_wsgi_register_reads_only_declared_length() -> None:
     assert stream.consumed == len(VALID)
 
 
-def test_wsgi_register_unterminated_chunked_body_is_not_read() -> None:
+def test_wsgi_register_body_without_length_is_not_read() -> None:
     """Without Content-Length and without ``wsgi.input_terminated`` reading could block forever
     (PEP 3333), so the body is taken as empty and refused."""
     side = wsgi_side(Settings())
@@ -184,6 +184,18 @@ def test_wsgi_register_unterminated_chunked_body_is_not_read() -> None:
 
     assert status.startswith("400 ")
     assert b"invalid_client_metadata" in answer
+    assert stream.consumed == 0
+    assert record_count(side.backend) == 0
+
+
+def test_wsgi_register_unterminated_chunked_body_needs_a_length() -> None:
+    """A chunked body the server does not terminate gets 411, not a misleading JSON error."""
+    side = wsgi_side(Settings())
+
+    status, answer, stream = _call_wsgi(side.app, VALID, {"HTTP_TRANSFER_ENCODING": "chunked"})
+
+    assert status.startswith("411 ")
+    assert b"invalid_request" in answer
     assert stream.consumed == 0
     assert record_count(side.backend) == 0
 

@@ -220,13 +220,13 @@ def test_validate_client_metadata_checks_defaults_against_allowed_lists() -> Non
         validate_client_metadata({"redirect_uris": [WEB]}, settings)
     assert "token_endpoint_auth_method" in info.value.description
     assert "client_secret_basic" in info.value.description
-    implicit_only = Settings(
-        allowed_grant_types=("implicit",),
-        default_grant_types=("implicit",),
+    # The response type derived for an implicit client ("token") is checked too.
+    code_only = Settings(
+        allowed_grant_types=("authorization_code", "implicit"),
         allowed_response_types=("code",),
     )
     with pytest.raises(InvalidClientMetadataError, match="response_types"):
-        validate_client_metadata({"redirect_uris": [WEB]}, implicit_only)
+        validate_client_metadata({"redirect_uris": [WEB], "grant_types": ["implicit"]}, code_only)
 
 
 # --- non-string values in URI fields or scope crash --------------------------------------------

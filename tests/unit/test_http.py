@@ -169,3 +169,10 @@ def test_error_response_non_ascii_and_quotes_are_valid_json() -> None:
     body = error_response(InvalidClientMetadataError(description)).body
     body.decode("utf-8")
     assert json.loads(body)["error"] == "invalid_client_metadata"
+
+
+def test_error_response_description_uses_only_rfc_6749_characters() -> None:
+    # RFC 6749 §5.2: error_description is %x20-21 / %x23-5B / %x5D-7E only.
+    description = 'client_name: "caf\u00e9" \\ \ud800 \n\t end'
+    text = json.loads(error_response(InvalidClientMetadataError(description)).body)
+    assert text["error_description"] == "client_name: ?caf?? ? ? ?? end"

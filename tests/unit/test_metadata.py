@@ -271,6 +271,32 @@ def test_validate_client_metadata_redirect_uris_optional_without_redirect_flow()
     assert metadata["redirect_uris"] == []
 
 
+def test_validate_client_metadata_rejects_repeated_redirect_uris() -> None:
+    reject(web(redirect_uris=[WEB, WEB]), Settings(), InvalidRedirectURIError, "redirect_uris")
+
+
+@pytest.mark.parametrize(
+    ("uri", "accepted"),
+    [
+        pytest.param("https://app.example.com/cb", True, id="exact-host"),
+        pytest.param("https://a.b.example.org/cb", True, id="wildcard-subdomain"),
+        pytest.param("https://example.org/cb", False, id="wildcard-not-apex"),
+        pytest.param("https://evil.example.net/cb", False, id="other-host"),
+        pytest.param("https://app.example.com.evil.net/cb", False, id="suffix-trick"),
+        pytest.param("http://127.0.0.1:9/cb", True, id="loopback-always"),
+        pytest.param("cursor://callback", True, id="listed-scheme"),
+        pytest.param("com.example.app:/cb", False, id="unlisted-scheme"),
+    ],
+)
+def test_validate_client_metadata_allowed_redirect_hosts(uri: str, accepted: bool) -> None:
+    settings = Settings(allowed_redirect_hosts=("app.example.com", "*.example.org", "cursor:"))
+    raw = {"redirect_uris": [uri]}
+    if accepted:
+        assert validate_client_metadata(raw, settings)["redirect_uris"] == [uri]
+    else:
+        reject(raw, settings, InvalidRedirectURIError, "redirect_uris")
+
+
 # --- grant types and response types (RFC 7591 §2.1) --------------------------------------------
 
 
@@ -294,7 +320,7 @@ def test_validate_client_metadata_rejects_inconsistent_grant_and_response_types(
     raw = web(grant_types=grants, response_types=responses)
     error = reject(raw, WIDE, InvalidClientMetadataError, "grant_types/response_types")
     assert mentions in error.description
-    assert "§2.1" in error.description
+    assert "section 2.1" in error.description
 
 
 @pytest.mark.parametrize(
@@ -382,11 +408,12 @@ def test_validate_client_metadata_default_auth_method_checked_against_allowed() 
 
 def test_validate_client_metadata_derived_response_type_checked_against_allowed() -> None:
     settings = Settings(
-        allowed_grant_types=("implicit",),
-        default_grant_types=("implicit",),
+        allowed_grant_types=("authorization_code", "implicit"),
         allowed_response_types=("code",),
     )
-    error = reject(web(), settings, InvalidClientMetadataError, "response_types")
+    error = reject(
+        web(grant_types=["implicit"]), settings, InvalidClientMetadataError, "response_types"
+    )
     assert "'token'" in error.description
     assert "derived" in error.description
 

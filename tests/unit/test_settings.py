@@ -29,6 +29,10 @@ SAMPLES: dict[str, tuple[str, Any]] = {
     "allowed_scopes": ("openid,profile,email", ("openid", "profile", "email")),
     "default_scopes": ("openid", ("openid",)),
     "default_grant_types": ("client_credentials", ("client_credentials",)),
+    "allowed_redirect_hosts": (
+        "app.example.com, *.example.org, cursor:",
+        ("app.example.com", "*.example.org", "cursor:"),
+    ),
     "allow_insecure_redirect_uris": ("true", True),
     "client_secret_ttl": ("30d", 30 * 86400),
     "issuer": ("https://auth.example.com", "https://auth.example.com"),
@@ -401,3 +405,51 @@ def test_settings_is_frozen_and_keyword_only() -> None:
 def test_settings_configuration_error_is_a_value_error() -> None:
     with pytest.raises(ValueError, match="DCR_PATH"):
         Settings(path="x")
+
+
+def test_settings_default_grants_need_their_response_types_allowed() -> None:
+    with pytest.raises(ConfigurationError) as info:
+        Settings(allowed_response_types=("token",))
+    assert any(p.startswith("DCR_ALLOWED_RESPONSE_TYPES:") for p in info.value.problems)
+
+
+@pytest.mark.parametrize(
+    ("fields", "variable"),
+    [
+        pytest.param({"allowed_response_types": "code"}, "DCR_ALLOWED_RESPONSE_TYPES", id="str"),
+        pytest.param({"max_body_bytes": "1024"}, "DCR_MAX_BODY_BYTES", id="int-as-str"),
+        pytest.param({"max_body_bytes": True}, "DCR_MAX_BODY_BYTES", id="bool-as-int"),
+        pytest.param({"redis_timeout": "1"}, "DCR_REDIS_TIMEOUT", id="float-as-str"),
+        pytest.param(
+            {"allow_insecure_redirect_uris": 1}, "DCR_ALLOW_INSECURE_REDIRECT_URIS", id="b"
+        ),
+        pytest.param({"path": b"/register"}, "DCR_PATH", id="bytes-path"),
+        pytest.param({"allowed_scopes": ("a", 1)}, "DCR_ALLOWED_SCOPES", id="non-str-item"),
+    ],
+)
+def test_settings_rejects_wrong_types(fields: dict[str, Any], variable: str) -> None:
+    with pytest.raises(ConfigurationError) as info:
+        Settings(**fields)
+    assert [p.split(":")[0] for p in info.value.problems] == [variable]
+
+
+def test_settings_lists_become_tuples() -> None:
+    settings = Settings(allowed_grant_types=["client_credentials"], default_grant_types=[])  # type: ignore[arg-type]
+    assert settings.allowed_grant_types == ("client_credentials",)
+    assert settings.default_grant_types == ()
+
+
+@pytest.mark.parametrize(
+    "entry",
+    ["App.Example.com", "*.*.example.com", "https://app.example.com", "example.com/path", "*"],
+)
+def test_settings_rejects_bad_redirect_host_entries(entry: str) -> None:
+    with pytest.raises(ConfigurationError, match="DCR_ALLOWED_REDIRECT_HOSTS"):
+        Settings(allowed_redirect_hosts=(entry,))
+
+
+def test_settings_from_env_warns_about_unknown_variables(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level("WARNING", logger="dcr_middleware"):
+        Settings.from_env({"DCR_PAHT": "/x", "DCR_PATH": "/oauth/register", "OTHER": "1"})
+    assert "DCR_PAHT" in caplog.text
+    assert "DCR_PATH," not in caplog.text and "OTHER" not in caplog.text

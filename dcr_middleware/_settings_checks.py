@@ -1,0 +1,146 @@
+"""Validation of :class:`~dcr_middleware.settings.Settings`: every problem is collected, so one
+``ConfigurationError`` can name every bad variable at startup."""
+
+from __future__ import annotations
+
+import re
+import types
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Union, get_args, get_origin
+from urllib.parse import urlsplit
+
+from ._flows import default_response_types
+
+if TYPE_CHECKING:
+    from .settings import Settings
+
+AUTH_METHODS = frozenset(
+    {"none", "client_secret_basic", "client_secret_post", "client_secret_jwt", "private_key_jwt"}
+)
+_TOKEN = re.compile(r"^[\x21-\x7e]+(?: [\x21-\x7e]+)*$")
+_SCOPE_TOKEN = re.compile(r"^[\x21\x23-\x5b\x5d-\x7e]+$")
+_PREFIX = re.compile(r"^[A-Za-z0-9_.:-]+$")
+_APP = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
+_LABEL = r"[a-z0-9](?:[a-z0-9-]*[a-z0-9])?"
+_HOST = re.compile(rf"^(?:\*\.)?{_LABEL}(?:\.{_LABEL})*$")
+_SCHEME_ENTRY = re.compile(r"^[a-z][a-z0-9+.-]*:$")
+
+Problem = Callable[[str, str], None]
+
+
+def _name(field: str) -> str:
+    return "DCR_" + field.upper()
+
+
+def _type_problem(value: Any, hint: Any) -> str | None:
+    args = get_args(hint)
+    if get_origin(hint) in (Union, types.UnionType) and type(None) in args:
+        if value is None:
+            return None
+        hint = next(a for a in args if a is not type(None))
+    if hint is bool:
+        return None if isinstance(value, bool) else "expected true or false"
+    if hint is int:
+        ok = isinstance(value, int) and not isinstance(value, bool)
+        return None if ok else "expected an integer"
+    if hint is float:
+        ok = isinstance(value, int | float) and not isinstance(value, bool)
+        return None if ok else "expected a number"
+    if get_origin(hint) is tuple:
+        ok = isinstance(value, tuple) and all(isinstance(v, str) for v in value)
+        return None if ok else "expected a list of strings"
+    return None if isinstance(value, str) else "expected a string"
+
+
+def check_types(settings: Settings, hints: dict[str, Any]) -> list[str]:
+    """Check each field against its annotation; lists given as ``list`` become tuples first."""
+    problems = []
+    for field, hint in hints.items():
+        value = getattr(settings, field)
+        if isinstance(value, list):
+            value = tuple(value)
+            object.__setattr__(settings, field, value)
+        problem = _type_problem(value, hint)
+        if problem:
+            problems.append(f"{_name(field)}: {problem}, got {type(value).__name__}")
+    return problems
+
+
+def check_values(s: Settings) -> list[str]:
+    """Check every value and the relations between values; return one line per problem."""
+    problems: list[str] = []
+
+    def bad(field: str, message: str) -> None:
+        problems.append(f"{_name(field)}: {message}")
+
+    if s.app is not None and not _APP.match(s.app):
+        bad("app", f"expected 'module.path:attribute', got {s.app!r}")
+    if not s.path.startswith("/") or s.path == "/" or s.path.endswith("/") or "?" in s.path:
+        bad("path", f"expected an absolute path like /register, got {s.path!r}")
+    if s.redis_url is not None and urlsplit(s.redis_url).scheme not in ("redis", "rediss", "unix"):
+        bad("redis_url", "expected a redis://, rediss:// or unix:// URL")
+    if not _PREFIX.match(s.key_prefix):
+        bad("key_prefix", "use letters, digits and _.:- only (no braces: they form hash tags)")
+    for field in ("redis_connect_timeout", "redis_timeout"):
+        if not 0 < getattr(s, field) <= 60:
+            bad(field, "expected seconds between 0 and 60")
+    if not 0 < s.max_body_bytes <= 16 * 1024 * 1024:
+        bad("max_body_bytes", "expected a size between 1 and 16777216 bytes")
+    _check_flows(bad, s)
+    _check_scopes(bad, s)
+    _check_redirect_hosts(bad, s)
+    if s.client_secret_ttl < 0:
+        bad("client_secret_ttl", "must not be negative (0 means secrets never expire)")
+    if s.issuer is not None:
+        parts = urlsplit(s.issuer)
+        if parts.scheme not in ("https", "http") or not parts.netloc or parts.query:
+            bad("issuer", f"expected an absolute http(s) URL without query, got {s.issuer!r}")
+        elif parts.fragment or "#" in s.issuer:
+            bad("issuer", "must not have a fragment")
+    return problems
+
+
+def _check_flows(bad: Problem, s: Settings) -> None:
+    for field in ("allowed_grant_types", "allowed_response_types", "default_grant_types"):
+        if not all(_TOKEN.match(v) for v in getattr(s, field)):
+            bad(field, "expected a comma-separated list of names")
+    if not s.allowed_grant_types:
+        bad("allowed_grant_types", "at least one grant type must be allowed")
+    unknown = sorted(set(s.allowed_auth_methods) - AUTH_METHODS)
+    if unknown or not s.allowed_auth_methods:
+        bad(
+            "allowed_auth_methods",
+            f"expected a non-empty list of {', '.join(sorted(AUTH_METHODS))}; got {unknown}",
+        )
+    not_allowed = sorted(set(s.default_grant_types) - set(s.allowed_grant_types))
+    if not_allowed:
+        bad("default_grant_types", f"{not_allowed} not in DCR_ALLOWED_GRANT_TYPES")
+    # A client that omits response_types gets the ones its default grants need (RFC 7591 §2.1):
+    # they must be allowed, or every such request would be refused.
+    needed = default_response_types(s.default_grant_types)
+    missing = [r for r in needed if r not in s.allowed_response_types]
+    if missing:
+        bad(
+            "allowed_response_types",
+            f"must include {missing} for DCR_DEFAULT_GRANT_TYPES {list(s.default_grant_types)}",
+        )
+
+
+def _check_scopes(bad: Problem, s: Settings) -> None:
+    for field in ("allowed_scopes", "default_scopes"):
+        if not all(_SCOPE_TOKEN.match(v) for v in getattr(s, field) or ()):
+            bad(field, "expected a comma-separated list of RFC 6749 scope tokens")
+    if s.allowed_scopes is not None:
+        extra = sorted(set(s.default_scopes) - set(s.allowed_scopes))
+        if extra:
+            bad("default_scopes", f"{extra} not in DCR_ALLOWED_SCOPES")
+
+
+def _check_redirect_hosts(bad: Problem, s: Settings) -> None:
+    for entry in s.allowed_redirect_hosts or ():
+        if not (_HOST.match(entry) or _SCHEME_ENTRY.match(entry)):
+            bad(
+                "allowed_redirect_hosts",
+                f"{entry!r}: expected lower-case hosts (app.example.com, *.example.com) or "
+                "private-use schemes written as 'scheme:'",
+            )
