@@ -9,6 +9,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Union, get_args, get_origin
 from urllib.parse import urlsplit
 
+from . import client_ip, ratelimit
 from ._flows import default_response_types
 
 if TYPE_CHECKING:
@@ -86,6 +87,7 @@ def check_values(s: Settings) -> list[str]:
             bad(field, "expected seconds between 0 and 60")
     if not 0 < s.max_body_bytes <= 16 * 1024 * 1024:
         bad("max_body_bytes", "expected a size between 1 and 16777216 bytes")
+    _check_abuse_controls(bad, s)
     _check_flows(bad, s)
     _check_scopes(bad, s)
     _check_redirect_hosts(bad, s)
@@ -98,6 +100,24 @@ def check_values(s: Settings) -> list[str]:
         elif parts.fragment or "#" in s.issuer:
             bad("issuer", "must not have a fragment")
     return problems
+
+
+def _check_abuse_controls(bad: Problem, s: Settings) -> None:
+    try:
+        ratelimit.parse_rate_limits(s.rate_limit)
+    except ValueError as exc:
+        bad("rate_limit", str(exc))
+    try:
+        client_ip.parse_networks(s.trusted_proxies)
+    except ValueError as exc:
+        bad("trusted_proxies", f"expected CIDRs like 10.0.0.0/8 or ::1: {exc}")
+    if s.forwarded_header not in ("x-forwarded-for", "forwarded"):
+        bad("forwarded_header", "expected x-forwarded-for or forwarded")
+    if s.max_clients < 0:
+        bad("max_clients", "must not be negative (0 means no cap)")
+    for field in ("max_redirect_uris", "max_contacts", "max_string_length"):
+        if getattr(s, field) < 1:
+            bad(field, "must be at least 1")
 
 
 def _check_flows(bad: Problem, s: Settings) -> None:

@@ -15,8 +15,8 @@ from starlette.datastructures import Headers
 from starlette.responses import Response as StarletteResponse
 
 from . import _loader
-from ._http import Response, check_content_type, check_declared_length, error_response, too_large
-from .errors import DCRError
+from ._http import Response, too_large
+from .admission import RequestHead
 from .service import AsyncRegistrationService, warn_if_embedded
 from .settings import Settings
 from .store import AsyncClientStore
@@ -68,13 +68,13 @@ class DCRMiddleware:
 
     async def _register(self, scope: Scope, receive: Receive) -> Response:
         headers = Headers(scope=scope)
-        try:
-            check_content_type(headers.get("content-type"))
-            check_declared_length(headers.get("content-length"), self.max_body_bytes)
-            body = await _read_body(receive, self.max_body_bytes)
-        except DCRError as exc:
-            return error_response(exc)
-        return await self.service.register(body)
+        client = scope.get("client")
+        head = RequestHead(
+            method=scope["method"],
+            headers={name: ", ".join(headers.getlist(name)) for name in headers},
+            peer=client[0] if client else None,
+        )
+        return await self.service.register(head, lambda: _read_body(receive, self.max_body_bytes))
 
 
 async def _read_body(receive: Receive, limit: int) -> bytes:

@@ -83,3 +83,24 @@ class StorageError(DCRError):
 
     def headers(self) -> list[tuple[str, str]]:
         return [("Retry-After", str(self.retry_after_seconds))]
+
+
+class RateLimitedError(DCRError):
+    """Too many registration attempts from one client address or token (``429``)."""
+
+    error = "too_many_requests"
+    status = 429
+
+    def __init__(self, description: str, headers: list[tuple[str, str]]) -> None:
+        super().__init__(description)
+        self._headers = headers
+
+    def headers(self) -> list[tuple[str, str]]:
+        return list(self._headers)
+
+
+class ClientCapError(DCRError):
+    """``DCR_MAX_CLIENTS`` clients are registered: the server accepts no more (``403``)."""
+
+    error = "access_denied"
+    status = 403

@@ -76,6 +76,7 @@ class ClientMetadata(ClientMetadataClaims):  # type: ignore[misc]
 
     def validate(self, now: object = None, leeway: int = 0) -> None:
         """Run every check; the first failure raises one of the library's errors."""
+        self._check_sizes()
         for field in _STRING_FIELDS:
             if field in self:
                 _string(self[field], field)
@@ -90,6 +91,25 @@ class ClientMetadata(ClientMetadataClaims):  # type: ignore[misc]
         self.validate_jwks_uri()
         self.validate_jwks()
         self._validate_localized()
+
+    def _check_sizes(self) -> None:
+        """Registration policy limits: string lengths and list sizes (``DCR_MAX_*``)."""
+        limit = self.settings.max_string_length
+        caps = {
+            "redirect_uris": self.settings.max_redirect_uris,
+            "contacts": self.settings.max_contacts,
+        }
+        for key, value in self.items():
+            if key == "jwks" or not (key in self.REGISTERED_CLAIMS or _language_tagged(key)):
+                continue
+            error = (
+                InvalidRedirectURIError if key == "redirect_uris" else InvalidClientMetadataError
+            )
+            items = value if isinstance(value, list) else [value]
+            if any(isinstance(v, str) and len(v) > limit for v in items):
+                raise error(f"{key}: strings may be at most {limit} characters")
+            if key in caps and isinstance(value, list) and len(value) > caps[key]:
+                raise error(f"{key}: at most {caps[key]} values are allowed")
 
     def registered(self) -> dict[str, Any]:
         """The metadata to store and echo: registered claims, then language-tagged ones."""

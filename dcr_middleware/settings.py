@@ -47,6 +47,13 @@ class Settings:
     allow_insecure_redirect_uris: bool = False
     client_secret_ttl: int = field(default=0, metadata=_DURATION)
     issuer: str | None = None
+    rate_limit: str = "20/hour;200/day"
+    trusted_proxies: tuple[str, ...] = ()
+    forwarded_header: str = "x-forwarded-for"
+    max_clients: int = 0
+    max_redirect_uris: int = 20
+    max_contacts: int = 10
+    max_string_length: int = 2048
 
     def __post_init__(self) -> None:
         problems = _checks.check_types(self, _HINTS)

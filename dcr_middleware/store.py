@@ -10,7 +10,8 @@ from __future__ import annotations
 import re
 
 from .client import RegisteredClient
-from .errors import StorageError
+from .errors import ClientCapError, StorageError
+from .ratelimit import Limit, RateDecision
 from .settings import Settings
 from .storage.base import AsyncBackend, SyncBackend
 from .storage.memory import AsyncMemoryBackend, MemoryBackend
@@ -26,6 +27,10 @@ def _known_shape(client_id: str) -> bool:
 
 def _collision(client_id: str) -> StorageError:
     return StorageError(f"client id {client_id} is already taken; retry the registration")
+
+
+def _cap_reached(cap: int) -> ClientCapError:
+    return ClientCapError(f"this server accepts no more registrations ({cap} clients)")
 
 
 def sync_backend(settings: Settings) -> SyncBackend:
@@ -68,9 +73,25 @@ class ClientStore:
         return client
 
     def create(self, client: RegisteredClient) -> None:
-        """Store a new client atomically; never overwrites another client."""
-        if not self.backend.create(client.client_id, client.to_record()):
-            raise _collision(client.client_id)
+        """Store a new client atomically; never overwrites another client.
+
+        Under ``DCR_MAX_CLIENTS`` a place is taken first, atomically, and given back if the
+        create fails.
+        """
+        cap = self.settings.max_clients
+        if cap and not self.backend.reserve(cap):
+            raise _cap_reached(cap)
+        try:
+            if not self.backend.create(client.client_id, client.to_record()):
+                raise _collision(client.client_id)
+        except StorageError:
+            if cap:
+                self.backend.release()
+            raise
+
+    def hit(self, bucket: str, limits: tuple[Limit, ...]) -> RateDecision:
+        """Charge one registration attempt to a rate-limit bucket (used by the middleware)."""
+        return self.backend.hit(bucket, limits)
 
     def close(self) -> None:
         """Release the backend's connections."""
@@ -99,9 +120,25 @@ class AsyncClientStore:
         return client
 
     async def create(self, client: RegisteredClient) -> None:
-        """Store a new client atomically; never overwrites another client."""
-        if not await self.backend.create(client.client_id, client.to_record()):
-            raise _collision(client.client_id)
+        """Store a new client atomically; never overwrites another client.
+
+        Under ``DCR_MAX_CLIENTS`` a place is taken first, atomically, and given back if the
+        create fails.
+        """
+        cap = self.settings.max_clients
+        if cap and not await self.backend.reserve(cap):
+            raise _cap_reached(cap)
+        try:
+            if not await self.backend.create(client.client_id, client.to_record()):
+                raise _collision(client.client_id)
+        except StorageError:
+            if cap:
+                await self.backend.release()
+            raise
+
+    async def hit(self, bucket: str, limits: tuple[Limit, ...]) -> RateDecision:
+        """Charge one registration attempt to a rate-limit bucket (used by the middleware)."""
+        return await self.backend.hit(bucket, limits)
 
     async def close(self) -> None:
         """Release the backend's connections."""

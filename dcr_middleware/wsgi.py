@@ -18,8 +18,9 @@ with warnings.catch_warnings():
     import webob
 
 from . import _loader
-from ._http import Response, check_content_type, check_declared_length, error_response, too_large
-from .errors import DCRError, LengthRequiredError
+from ._http import Response, too_large
+from .admission import RequestHead
+from .errors import LengthRequiredError
 from .service import RegistrationService, warn_if_embedded
 from .settings import Settings
 from .store import ClientStore
@@ -62,21 +63,23 @@ class DCRWSGIMiddleware:
 
     def _register(self, environ: WSGIEnvironment) -> Response:
         request = webob.Request(environ)
-        try:
-            check_content_type(request.headers.get("Content-Type"))
-            declared = check_declared_length(environ.get("CONTENT_LENGTH"), self.max_body_bytes)
-            body = _read_body(environ, declared, self.max_body_bytes)
-        except DCRError as exc:
-            return error_response(exc)
-        return self.service.register(body)
+        head = RequestHead(
+            method=request.method,
+            headers={name.lower(): value for name, value in request.headers.items()},
+            peer=request.remote_addr,
+        )
+        return self.service.register(head, lambda: _read_body(environ, self.max_body_bytes))
 
 
-def _read_body(environ: WSGIEnvironment, declared: int | None, limit: int) -> bytes:
+def _read_body(environ: WSGIEnvironment, limit: int) -> bytes:
     """Read at most ``limit`` bytes; a chunked body (no Content-Length) is read only when the
-    server says the stream is terminated (``wsgi.input_terminated``, as gunicorn does)."""
+    server says the stream is terminated (``wsgi.input_terminated``, as gunicorn does).
+    The declared length was already checked against ``limit``."""
     stream = environ["wsgi.input"]
-    if declared is not None:
-        return stream.read(declared) if declared else b""
+    declared = environ.get("CONTENT_LENGTH")
+    if declared:
+        body: bytes = stream.read(int(declared))
+        return body
     if not environ.get("wsgi.input_terminated"):
         if environ.get("HTTP_TRANSFER_ENCODING"):
             # PEP 3333 lets the app read only CONTENT_LENGTH bytes unless the server says the

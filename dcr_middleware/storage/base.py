@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Protocol
 
+from ..ratelimit import Limit, RateDecision
+
 
 def client_key(prefix: str, client_id: str) -> str:
     """The key of one client's record.
@@ -12,6 +14,16 @@ def client_key(prefix: str, client_id: str) -> str:
     in one slot and a script may touch them together.
     """
     return f"{prefix}:client:{{{client_id}}}"
+
+
+def rate_key(prefix: str, bucket: str) -> str:
+    """The key of one rate-limit bucket (``ip:...`` or ``token:...``), its own hash tag."""
+    return f"{prefix}:rate:{{{bucket}}}"
+
+
+def counter_key(prefix: str) -> str:
+    """The key counting stored clients, for ``DCR_MAX_CLIENTS``."""
+    return f"{prefix}:{{client-count}}"
 
 
 class SyncBackend(Protocol):
@@ -23,6 +35,18 @@ class SyncBackend(Protocol):
 
     def get(self, client_id: str) -> str | None:
         """The stored record, or ``None``."""
+        ...
+
+    def hit(self, bucket: str, limits: tuple[Limit, ...]) -> RateDecision:
+        """Charge one request to ``bucket`` if every limit allows it (GCRA, atomically)."""
+        ...
+
+    def reserve(self, cap: int) -> bool:
+        """Take one place under the client cap; False when ``cap`` places are taken."""
+        ...
+
+    def release(self) -> None:
+        """Give back a place taken by :meth:`reserve` (the create failed)."""
         ...
 
     def close(self) -> None:
@@ -39,6 +63,18 @@ class AsyncBackend(Protocol):
 
     async def get(self, client_id: str) -> str | None:
         """The stored record, or ``None``."""
+        ...
+
+    async def hit(self, bucket: str, limits: tuple[Limit, ...]) -> RateDecision:
+        """Charge one request to ``bucket`` if every limit allows it (GCRA, atomically)."""
+        ...
+
+    async def reserve(self, cap: int) -> bool:
+        """Take one place under the client cap; False when ``cap`` places are taken."""
+        ...
+
+    async def release(self) -> None:
+        """Give back a place taken by :meth:`reserve` (the create failed)."""
         ...
 
     async def close(self) -> None:

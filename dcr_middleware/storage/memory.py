@@ -9,8 +9,10 @@ in the same process sees the clients its middleware registered.
 from __future__ import annotations
 
 import threading
+import time
 from typing import ClassVar
 
+from ..ratelimit import Limit, RateDecision, decide
 from .base import client_key
 
 
@@ -23,6 +25,8 @@ class MemoryBackend:
     def __init__(self, prefix: str = "dcr") -> None:
         self.prefix = prefix
         self._records: dict[str, str] = {}
+        self._buckets: dict[str, dict[str, int]] = {}
+        self._reserved = 0
         self._lock = threading.Lock()
 
     @classmethod
@@ -42,6 +46,31 @@ class MemoryBackend:
         """The stored record, or ``None``."""
         return self._records.get(client_key(self.prefix, client_id))
 
+    def hit(self, bucket: str, limits: tuple[Limit, ...]) -> RateDecision:
+        """Charge one request to ``bucket`` if every limit allows it (GCRA)."""
+        now_ms = int(time.time() * 1000)
+        with self._lock:
+            tats = self._buckets.get(bucket, {})
+            decision, new_tats = decide([tats.get(lim.field) for lim in limits], now_ms, limits)
+            if new_tats is not None:
+                self._buckets[bucket] = {
+                    lim.field: tat for lim, tat in zip(limits, new_tats, strict=True)
+                }
+        return decision
+
+    def reserve(self, cap: int) -> bool:
+        """Take one place under the client cap."""
+        with self._lock:
+            if self._reserved >= cap:
+                return False
+            self._reserved += 1
+            return True
+
+    def release(self) -> None:
+        """Give back a place taken by :meth:`reserve`."""
+        with self._lock:
+            self._reserved = max(0, self._reserved - 1)
+
     def close(self) -> None:
         """Nothing to release."""
 
@@ -59,6 +88,18 @@ class AsyncMemoryBackend:
     async def get(self, client_id: str) -> str | None:
         """The stored record, or ``None``."""
         return self.backend.get(client_id)
+
+    async def hit(self, bucket: str, limits: tuple[Limit, ...]) -> RateDecision:
+        """Charge one request to ``bucket`` if every limit allows it (GCRA)."""
+        return self.backend.hit(bucket, limits)
+
+    async def reserve(self, cap: int) -> bool:
+        """Take one place under the client cap."""
+        return self.backend.reserve(cap)
+
+    async def release(self) -> None:
+        """Give back a place taken by :meth:`reserve`."""
+        self.backend.release()
 
     async def close(self) -> None:
         """Nothing to release."""

@@ -26,12 +26,20 @@ from redis.exceptions import RedisError
 from redis.retry import Retry
 
 from ..errors import ConfigurationError, StorageError
+from ..ratelimit import Limit, RateDecision, decision_from_reply, script_args
 from ..settings import Settings
-from .base import client_key
+from .base import client_key, counter_key, rate_key
 
 logger = logging.getLogger("dcr_middleware")
 
-CREATE_SCRIPT = resources.files(__package__).joinpath("lua/create.lua").read_text("utf-8")
+
+def _lua(name: str) -> str:
+    return resources.files(__package__).joinpath(f"lua/{name}.lua").read_text("utf-8")
+
+
+CREATE_SCRIPT = _lua("create")
+RATELIMIT_SCRIPT = _lua("ratelimit")
+RESERVE_SCRIPT = _lua("reserve")
 
 
 def connection_options(settings: Settings) -> dict[str, Any]:
@@ -69,6 +77,8 @@ class RedisBackend:
         self.prefix = settings.key_prefix
         self.client = client
         self._create = client.register_script(CREATE_SCRIPT)
+        self._ratelimit = client.register_script(RATELIMIT_SCRIPT)
+        self._reserve = client.register_script(RESERVE_SCRIPT)
 
     def create(self, client_id: str, record: str) -> bool:
         """Store ``record`` unless ``client_id`` holds a different one (one EVALSHA)."""
@@ -84,6 +94,28 @@ class RedisBackend:
         except RedisError as exc:
             raise _storage_error(exc) from exc
         return None if value is None else str(value)
+
+    def hit(self, bucket: str, limits: tuple[Limit, ...]) -> RateDecision:
+        """Charge one request to ``bucket`` if every limit allows it (one EVALSHA)."""
+        try:
+            reply = self._ratelimit(keys=[rate_key(self.prefix, bucket)], args=script_args(limits))
+        except RedisError as exc:
+            raise _storage_error(exc) from exc
+        return decision_from_reply(reply, limits)
+
+    def reserve(self, cap: int) -> bool:
+        """Take one place under the client cap (one EVALSHA)."""
+        try:
+            return bool(self._reserve(keys=[counter_key(self.prefix)], args=[cap]))
+        except RedisError as exc:
+            raise _storage_error(exc) from exc
+
+    def release(self) -> None:
+        """Give back a place taken by :meth:`reserve`."""
+        try:
+            self.client.decr(counter_key(self.prefix))
+        except RedisError as exc:
+            raise _storage_error(exc) from exc
 
     def close(self) -> None:
         """Close the connection pool."""
@@ -103,6 +135,8 @@ class AsyncRedisBackend:
         self.prefix = settings.key_prefix
         self.client = client
         self._create = client.register_script(CREATE_SCRIPT)
+        self._ratelimit = client.register_script(RATELIMIT_SCRIPT)
+        self._reserve = client.register_script(RESERVE_SCRIPT)
 
     async def create(self, client_id: str, record: str) -> bool:
         """Store ``record`` unless ``client_id`` holds a different one (one EVALSHA)."""
@@ -120,6 +154,30 @@ class AsyncRedisBackend:
         except RedisError as exc:
             raise _storage_error(exc) from exc
         return None if value is None else str(value)
+
+    async def hit(self, bucket: str, limits: tuple[Limit, ...]) -> RateDecision:
+        """Charge one request to ``bucket`` if every limit allows it (one EVALSHA)."""
+        try:
+            reply = await self._ratelimit(
+                keys=[rate_key(self.prefix, bucket)], args=script_args(limits)
+            )
+        except RedisError as exc:
+            raise _storage_error(exc) from exc
+        return decision_from_reply(reply, limits)
+
+    async def reserve(self, cap: int) -> bool:
+        """Take one place under the client cap (one EVALSHA)."""
+        try:
+            return bool(await self._reserve(keys=[counter_key(self.prefix)], args=[cap]))
+        except RedisError as exc:
+            raise _storage_error(exc) from exc
+
+    async def release(self) -> None:
+        """Give back a place taken by :meth:`reserve`."""
+        try:
+            await self.client.decr(counter_key(self.prefix))
+        except RedisError as exc:
+            raise _storage_error(exc) from exc
 
     async def close(self) -> None:
         """Close the connection pool."""

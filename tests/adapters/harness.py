@@ -24,6 +24,7 @@ from dcr_middleware import (
     Settings,
     StorageError,
 )
+from dcr_middleware.ratelimit import Limit, RateDecision
 from dcr_middleware.storage.memory import AsyncMemoryBackend, MemoryBackend
 
 if TYPE_CHECKING:
@@ -57,9 +58,12 @@ def from_httpx(response: httpx.Response) -> Answer:
 
 
 class DownBackend(MemoryBackend):
-    """An embedded store whose service is down: every write fails like Redis being away."""
+    """An embedded store whose service is down: every call fails like Redis being away."""
 
     def create(self, client_id: str, record: str) -> bool:
+        raise StorageError("the client store is unavailable; try again later")
+
+    def hit(self, bucket: str, limits: tuple[Limit, ...]) -> RateDecision:
         raise StorageError("the client store is unavailable; try again later")
 
 

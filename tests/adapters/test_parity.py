@@ -60,8 +60,9 @@ SIDES = ("asgi", "wsgi")
 
 
 def _sides(case: Case) -> tuple[ASGISide, WSGISide]:
-    down = DownBackend() if case.store_down else None
-    return asgi_side(case.settings, down), wsgi_side(case.settings, down)
+    if case.store_down:
+        return asgi_side(case.settings, DownBackend()), wsgi_side(case.settings, DownBackend())
+    return asgi_side(case.settings), wsgi_side(case.settings)
 
 
 async def _asgi_answer(case: Case, side: ASGISide) -> Answer:

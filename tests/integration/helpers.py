@@ -215,6 +215,8 @@ def server_env(
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(APPS_DIR), env.get("PYTHONPATH")]))
     env["PYTHONUNBUFFERED"] = "1"
     env["DCR_APP"] = WRAPPED_APP[kind]
+    # These servers take bursts from one address; rate limiting has its own tests.
+    env["DCR_RATE_LIMIT"] = "off"
     if redis_url is not None:
         env["DCR_REDIS_URL"] = redis_url
     env.update(extra or {})
@@ -298,13 +300,27 @@ def register(client: httpx.Client, body: Mapping[str, Any] = CONFIDENTIAL) -> ht
 
 
 def stored_records(admin: redis.Redis) -> dict[str, str]:
-    """Every key of the database and its string value (``SCAN`` + ``GET``)."""
+    """Every client record key of the database and its value (``SCAN`` + ``GET``)."""
     records = {}
-    for key in admin.scan_iter(count=500):
+    for key in admin.scan_iter(match="*:client:{*}", count=500):
         value = admin.get(key)
         assert value is not None, key
         records[str(key)] = str(value)
     return records
+
+
+def every_value(admin: redis.Redis) -> dict[str, str]:
+    """Every key of the database with its whole value as text, whatever its type."""
+    values = {}
+    for key in admin.scan_iter(count=500):
+        kind = admin.type(key)
+        if kind == "string":
+            values[str(key)] = str(admin.get(key))
+        elif kind == "hash":
+            values[str(key)] = json.dumps(admin.hgetall(key), sort_keys=True)
+        else:
+            raise AssertionError(f"unexpected Redis type {kind} at {key}")
+    return values
 
 
 def assert_complete(key: str, value: str, prefix: str = "dcr") -> RegisteredClient:

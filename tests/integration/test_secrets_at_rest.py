@@ -19,7 +19,7 @@ import redis
 
 from dcr_middleware import DCRMiddleware, DCRWSGIMiddleware, Settings
 
-from .helpers import APP_BODY, HOST, JSON, Server, free_port, register, stored_records
+from .helpers import APP_BODY, HOST, JSON, Server, every_value, free_port, register
 
 pytestmark = pytest.mark.redis
 
@@ -52,15 +52,16 @@ def _secrets(bodies: Iterable[dict[str, Any]]) -> list[str]:
 
 def assert_no_secret_at_rest(admin: redis.Redis, bodies: list[dict[str, Any]]) -> None:
     """Every issued secret is stored only as its SHA-256; no key or value holds the secret."""
-    records = stored_records(admin)
-    assert len(records) == len(bodies)
+    records = every_value(admin)
+    clients = [key for key in records if ":client:{" in key]
+    assert len(clients) == len(bodies)
     secrets = _secrets(bodies)
     assert len(secrets) >= 6
     dump = "\n".join(f"{key}\n{value}" for key, value in records.items())
     for secret in [*secrets, ATTACKER_SECRET]:
         assert secret not in dump
     for body in bodies:
-        (value,) = (v for k, v in records.items() if k.endswith(f"{{{body['client_id']}}}"))
+        (value,) = (v for k, v in records.items() if k.endswith(f":client:{{{body['client_id']}}}"))
         stored = json.loads(value)
         if "client_secret" in body:
             digest = hashlib.sha256(body["client_secret"].encode()).hexdigest()

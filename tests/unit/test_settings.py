@@ -36,6 +36,13 @@ SAMPLES: dict[str, tuple[str, Any]] = {
     "allow_insecure_redirect_uris": ("true", True),
     "client_secret_ttl": ("30d", 30 * 86400),
     "issuer": ("https://auth.example.com", "https://auth.example.com"),
+    "rate_limit": ("10/minute;100/day", "10/minute;100/day"),
+    "trusted_proxies": ("10.0.0.0/8, ::1", ("10.0.0.0/8", "::1")),
+    "forwarded_header": ("forwarded", "forwarded"),
+    "max_clients": ("5", 5),
+    "max_redirect_uris": ("3", 3),
+    "max_contacts": ("2", 2),
+    "max_string_length": ("100", 100),
 }
 
 FIELDS = [f.name for f in dataclasses.fields(Settings)]

@@ -1,0 +1,129 @@
+"""Rate limiting: the policy syntax, the GCRA decision, and the RateLimit header fields.
+
+Theory of operation. Each limit "N per P seconds" is a generic cell rate algorithm (GCRA) bucket:
+requests are spaced by the emission interval ``T = P / N``, and a burst of up to ``N`` requests is
+tolerated. The bucket stores one number, the theoretical arrival time ``TAT``. For a request at
+``now``::
+
+    new_tat = max(TAT, now) + T
+    allowed  = new_tat - now <= P          # at most N requests "ahead" of the steady rate
+    remaining = floor((P - (new_tat - now)) / T)      (after this request)
+    retry_after = new_tat - now - P        (when refused)
+
+So a fresh client may make N requests at once, then one more every T; a client idle for P is
+back to a full burst. With several limits (``10/minute;200/day``) every one must allow, and only
+then are they all charged, so refused requests cost nothing. The same arithmetic runs in Redis
+(``storage/lua/ratelimit.lua``, on the server's clock, in milliseconds) and in the embedded store
+(:func:`decide`).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+
+from ._env import parse_duration
+
+_UNITS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
+_LIMIT = re.compile(r"^\s*(\d+)\s*/\s*([a-z0-9]+?)s?\s*$")
+
+
+@dataclass(frozen=True, slots=True)
+class Limit:
+    """At most ``count`` requests per ``period`` seconds (with a burst of ``count``)."""
+
+    count: int
+    period: int
+
+    @property
+    def interval_ms(self) -> int:
+        """The GCRA emission interval, in milliseconds (at least 1)."""
+        return max(1, self.period * 1000 // self.count)
+
+    @property
+    def field(self) -> str:
+        """The bucket field that stores this limit's TAT."""
+        return f"{self.count}/{self.period}"
+
+
+@dataclass(frozen=True, slots=True)
+class RateDecision:
+    """Outcome of one rate-limit check, reported on the most restrictive limit."""
+
+    allowed: bool
+    limit: Limit
+    remaining: int
+    reset_seconds: int
+    retry_after_seconds: int = 0
+
+
+def parse_rate_limits(raw: str) -> tuple[Limit, ...]:
+    """Parse ``"10/minute;200/day"`` (units: second, minute, hour, day, or a duration such as
+    ``15m``); ``"off"`` (or empty) means no limit."""
+    text = raw.strip().lower()
+    if text in ("", "off", "none"):
+        return ()
+    limits = []
+    for part in text.split(";"):
+        match = _LIMIT.match(part)
+        if match is None:
+            raise ValueError(f"expected limits like 10/minute;200/day, got {part.strip()!r}")
+        count, unit = int(match.group(1)), match.group(2)
+        period = _UNITS[unit] if unit in _UNITS else parse_duration(unit)
+        if count < 1 or period < 1:
+            raise ValueError(f"a limit needs at least 1 request per 1 second, got {part!r}")
+        limits.append(Limit(count, period))
+    return tuple(limits)
+
+
+def decide(
+    tats: list[int | None], now_ms: int, limits: tuple[Limit, ...]
+) -> tuple[RateDecision, list[int] | None]:
+    """The GCRA decision over stored TATs (ms, ``None`` for a fresh bucket).
+
+    Returns the decision and, when allowed, the TATs to store (``None`` when refused).
+    """
+    new_tats = [
+        max(tat or 0, now_ms) + limit.interval_ms for tat, limit in zip(tats, limits, strict=True)
+    ]
+    ahead = [new_tat - now_ms for new_tat in new_tats]
+    retry = [a - limit.period * 1000 for a, limit in zip(ahead, limits, strict=True)]
+    if max(retry) > 0:
+        worst = max(range(len(limits)), key=lambda i: retry[i])
+        wait = math.ceil(retry[worst] / 1000)
+        return RateDecision(False, limits[worst], 0, wait, wait), None
+    remaining = [
+        (limit.period * 1000 - a) // limit.interval_ms
+        for a, limit in zip(ahead, limits, strict=True)
+    ]
+    binding = min(range(len(limits)), key=lambda i: remaining[i])
+    reset = math.ceil(ahead[binding] / 1000)
+    return RateDecision(True, limits[binding], remaining[binding], reset), new_tats
+
+
+def rate_limit_headers(
+    limits: tuple[Limit, ...], decision: RateDecision, scope: str
+) -> list[tuple[str, str]]:
+    """``RateLimit-Policy`` and ``RateLimit`` fields (draft-ietf-httpapi-ratelimit-headers-10),
+    plus ``Retry-After`` in whole seconds, rounded up, when refused."""
+    policies = ", ".join(f'"{scope}-{lim.field}";q={lim.count};w={lim.period}' for lim in limits)
+    current = f'"{scope}-{decision.limit.field}";r={decision.remaining};t={decision.reset_seconds}'
+    headers = [("RateLimit-Policy", policies), ("RateLimit", current)]
+    if not decision.allowed:
+        headers.append(("Retry-After", str(max(1, decision.retry_after_seconds))))
+    return headers
+
+
+def script_args(limits: tuple[Limit, ...]) -> list[str | int]:
+    """The ARGV of ``storage/lua/ratelimit.lua`` for ``limits``."""
+    args: list[str | int] = [len(limits)]
+    for limit in limits:
+        args += [limit.field, limit.interval_ms, limit.period * 1000]
+    return args
+
+
+def decision_from_reply(reply: list[int], limits: tuple[Limit, ...]) -> RateDecision:
+    """Read the reply of ``storage/lua/ratelimit.lua``."""
+    allowed, index, remaining, reset, retry = (int(x) for x in reply)
+    return RateDecision(bool(allowed), limits[index - 1], remaining, reset, retry)
