@@ -25,6 +25,9 @@ _APP = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
 _LABEL = r"[a-z0-9](?:[a-z0-9-]*[a-z0-9])?"
 _HOST = re.compile(rf"^(?:\*\.)?{_LABEL}(?:\.{_LABEL})*$")
 _SCHEME_ENTRY = re.compile(r"^[a-z][a-z0-9+.-]*:$")
+_SHA256 = re.compile(r"^sha256:[0-9a-fA-F]{64}$")
+_TOKEN68 = re.compile(r"^[A-Za-z0-9\-._~+/]+=*$")
+_ORIGIN = re.compile(r"^https?://[A-Za-z0-9.\-\[\]:]+$")
 
 Problem = Callable[[str, str], None]
 
@@ -118,6 +121,20 @@ def _check_abuse_controls(bad: Problem, s: Settings) -> None:
     for field in ("max_redirect_uris", "max_contacts", "max_string_length"):
         if getattr(s, field) < 1:
             bad(field, "must be at least 1")
+    try:
+        ratelimit.parse_rate_limits(s.token_rate_limit)
+    except ValueError as exc:
+        bad("token_rate_limit", str(exc))
+    for token in s.initial_access_tokens:
+        if token.startswith("sha256:"):
+            if not _SHA256.match(token):
+                bad("initial_access_tokens", "a sha256: entry needs 64 hex digits")
+        elif len(token) < 16 or not _TOKEN68.match(token):
+            # The value is a secret: the message must not repeat it.
+            bad("initial_access_tokens", "tokens need at least 16 URL-safe characters")
+    origins = s.cors_origins
+    if origins != ("off",) and not all(o == "*" or _ORIGIN.match(o) for o in origins):
+        bad("cors_origins", "expected *, off, or origins like https://app.example.com")
 
 
 def _check_flows(bad: Problem, s: Settings) -> None:
@@ -158,7 +175,7 @@ def _check_scopes(bad: Problem, s: Settings) -> None:
 
 def _check_redirect_hosts(bad: Problem, s: Settings) -> None:
     for entry in s.allowed_redirect_hosts or ():
-        if not (_HOST.match(entry) or _SCHEME_ENTRY.match(entry)):
+        if entry in ("http:", "https:") or not (_HOST.match(entry) or _SCHEME_ENTRY.match(entry)):
             bad(
                 "allowed_redirect_hosts",
                 f"{entry!r}: expected lower-case hosts (app.example.com, *.example.com) or "

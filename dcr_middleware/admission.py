@@ -1,16 +1,22 @@
 """What is decided about a registration request before its body is read: media type, declared
-length, and the client's rate-limit bucket. Pure; the services call it and do the storage."""
+length, the initial access token, and which rate-limit bucket to charge. Pure; the services
+call it and do the storage.
+
+With a valid initial access token the token is the accountable party: it is charged against
+``DCR_TOKEN_RATE_LIMIT`` (or its own policy's limit) instead of the client address.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from . import client_ip
+from . import client_ip, tokens
 from ._http import check_content_type, check_declared_length
 from .errors import RateLimitedError
 from .ratelimit import Limit, RateDecision, parse_rate_limits, rate_limit_headers
 from .settings import Settings
+from .tokens import Grant, TokenPolicy
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,6 +32,15 @@ class RequestHead:
     peer: str | None
 
 
+@dataclass(frozen=True, slots=True)
+class RatePlan:
+    """Which bucket a request is charged to, under which limits (empty: not limited)."""
+
+    bucket: str
+    limits: tuple[Limit, ...]
+    scope: str
+
+
 class Admission:
     """The settings' admission rules, parsed once at middleware construction."""
 
@@ -34,11 +49,45 @@ class Admission:
         self.limits: tuple[Limit, ...] = parse_rate_limits(settings.rate_limit)
         self.trusted = client_ip.parse_networks(settings.trusted_proxies)
         self.forwarded_header = settings.forwarded_header
+        self.token_limits = parse_rate_limits(settings.token_rate_limit)
+        self.static_tokens = tokens.parse_static_tokens(settings.initial_access_tokens)
+        self.token_required = bool(self.static_tokens) or settings.require_initial_access_token
 
     def check_head(self, head: RequestHead) -> None:
         """``415`` / ``413`` / ``400`` decided from the headers alone."""
         check_content_type(head.headers.get("content-type"))
         check_declared_length(head.headers.get("content-length"), self.max_body_bytes)
+
+    def token_digest(self, head: RequestHead) -> str | None:
+        """The digest of the request's Bearer token; ``None`` when it sent none and none is
+        required (401 when one is required, or when the header is malformed)."""
+        token = tokens.bearer_token(head.headers.get("authorization"))
+        if token is None:
+            if self.token_required:
+                raise tokens.missing_token()
+            return None
+        return tokens.digest(token)
+
+    def static_grant(self, digest: str) -> Grant | None:
+        """The grant of a static ``DCR_INITIAL_ACCESS_TOKENS`` token, if it is one."""
+        if tokens.matches_static(digest, self.static_tokens):
+            return Grant(digest, minted=False, policy=TokenPolicy())
+        return None
+
+    @staticmethod
+    def minted_grant(digest: str, fields: dict[str, str] | None) -> Grant:
+        """The grant of a minted token from its stored fields (401 when unknown or used up)."""
+        if fields is None or fields.get("uses") == "0":
+            raise tokens.unknown_token()
+        return Grant(digest, minted=True, policy=TokenPolicy.from_json(fields.get("policy")))
+
+    def rate_plan(self, head: RequestHead, grant: Grant | None) -> RatePlan:
+        """The bucket and limits to charge: the token's when there is one, else the address's."""
+        if grant is None:
+            return RatePlan(self.bucket(head), self.limits, "ip")
+        own = grant.policy.rate_limit
+        limits = parse_rate_limits(own) if own is not None else self.token_limits
+        return RatePlan(grant.bucket, limits, "token")
 
     def bucket(self, head: RequestHead) -> str:
         """The rate-limit bucket of the requesting client (see :mod:`client_ip`)."""
@@ -51,17 +100,18 @@ class Admission:
         )
         return client_ip.bucket(address)
 
-    def rate_headers(self, decision: RateDecision | None) -> list[tuple[str, str]]:
-        """The RateLimit fields for a response (none when rate limiting is off)."""
-        if decision is None:
+    @staticmethod
+    def rate_headers(plan: RatePlan | None, decision: RateDecision | None) -> list[tuple[str, str]]:
+        """The RateLimit fields for a response (none when no limit was checked)."""
+        if plan is None or decision is None:
             return []
-        return rate_limit_headers(self.limits, decision, "ip")
+        return rate_limit_headers(plan.limits, decision, plan.scope)
 
-    def enforce(self, decision: RateDecision) -> None:
+    def enforce(self, plan: RatePlan, decision: RateDecision) -> None:
         """Refuse with ``429`` when the decision does not allow the request."""
         if not decision.allowed:
+            who = "this address" if plan.scope == "ip" else "this initial access token"
             raise RateLimitedError(
-                f"too many registrations from this address; retry in "
-                f"{decision.retry_after_seconds} s",
-                self.rate_headers(decision),
+                f"too many registrations from {who}; retry in {decision.retry_after_seconds} s",
+                self.rate_headers(plan, decision),
             )

@@ -15,7 +15,7 @@ from starlette.datastructures import Headers
 from starlette.responses import Response as StarletteResponse
 
 from . import _loader
-from ._http import Response, too_large
+from ._http import too_large
 from .admission import RequestHead
 from .service import AsyncRegistrationService, warn_if_embedded
 from .settings import Settings
@@ -26,6 +26,9 @@ Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+_OURS = frozenset({"POST", "OPTIONS"})
 
 
 class _Disconnected(Exception):
@@ -55,26 +58,35 @@ class DCRMiddleware:
         warn_if_embedded(self.settings)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] != self.path or scope["method"] != "POST":
+        if scope["type"] != "http" or scope["path"] != self.path or scope["method"] not in _OURS:
             await self.app(scope, receive, send)
             return
-        try:
-            response = await self._register(scope, receive)
-        except _Disconnected:
+        head = _head(scope)
+        if scope["method"] == "POST":
+            try:
+                response = await self.service.register(
+                    head, lambda: _read_body(receive, self.max_body_bytes)
+                )
+            except _Disconnected:
+                return
+        elif self.service.cors.is_preflight(scope["method"], head):
+            response = self.service.cors.preflight(head)
+        else:
+            await self.app(scope, receive, send)
             return
         await StarletteResponse(
             response.body, status_code=response.status, headers=dict(response.headers)
         )(scope, receive, send)
 
-    async def _register(self, scope: Scope, receive: Receive) -> Response:
-        headers = Headers(scope=scope)
-        client = scope.get("client")
-        head = RequestHead(
-            method=scope["method"],
-            headers={name: ", ".join(headers.getlist(name)) for name in headers},
-            peer=client[0] if client else None,
-        )
-        return await self.service.register(head, lambda: _read_body(receive, self.max_body_bytes))
+
+def _head(scope: Scope) -> RequestHead:
+    headers = Headers(scope=scope)
+    client = scope.get("client")
+    return RequestHead(
+        method=scope["method"],
+        headers={name: ", ".join(headers.getlist(name)) for name in headers},
+        peer=client[0] if client else None,
+    )
 
 
 async def _read_body(receive: Receive, limit: int) -> bytes:

@@ -6,6 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from . import cli_tokens
 from .errors import ConfigurationError
 
 
@@ -41,11 +42,14 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=8000, help="port to bind (8000)")
     serve.add_argument("--log-level", default="info", help="uvicorn log level (info)")
     serve.set_defaults(handler=_serve)
+    cli_tokens.add_parser(commands)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script."""
     args = build_parser().parse_args(argv)
+    if args.command == "tokens":
+        return cli_tokens.run(args)
     code: int = args.handler(args)
     return code

@@ -104,3 +104,14 @@ class ClientCapError(DCRError):
 
     error = "access_denied"
     status = 403
+
+
+class InvalidTokenError(DCRError):
+    """RFC 6750 §3.1: the initial access token is missing, malformed, unknown or used up."""
+
+    error = "invalid_token"
+    status = 401
+
+    def headers(self) -> list[tuple[str, str]]:
+        # RFC 6750 §3: the 401 carries a Bearer challenge naming the error.
+        return [("WWW-Authenticate", 'Bearer error="invalid_token"')]

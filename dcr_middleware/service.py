@@ -1,9 +1,11 @@
 """The registration service: pure decisions plus storage calls, in a sync and an async shell
 that differ only in ``await``.
 
-Order of work for ``POST P``: headers (415/413, no I/O), rate limit (one storage call, before
-any byte of the body is read), body (413 past the cap), validation (400), then the atomic create
-(503 when storage fails). Responses after the rate-limit check carry the RateLimit fields.
+Order of work for ``POST P``: headers (415/413, no I/O), the initial access token (401; a
+storage read for minted tokens), the rate limit (one storage call, before any byte of the body
+is read; 429), body (413 past the cap), validation (400), taking a use of a minted token (401
+when another request took the last one), then the atomic create (403 at the client cap, 503 when
+storage fails). Responses after the rate-limit check carry the RateLimit fields.
 """
 
 from __future__ import annotations
@@ -14,18 +16,24 @@ import time
 from collections.abc import Awaitable, Callable
 
 from ._http import Response, error_response, json_response
-from .admission import Admission, RequestHead
+from .admission import Admission, RatePlan, RequestHead
+from .cors import CORS
 from .errors import DCRError
 from .ratelimit import RateDecision
 from .registration import NewClient, prepare_registration
 from .settings import Settings
 from .store import AsyncClientStore, ClientStore
+from .tokens import Grant, unknown_token
 
 logger = logging.getLogger("dcr_middleware")
 
 
 def _prepare(body: bytes, settings: Settings) -> NewClient:
     return prepare_registration(body, settings, now=int(time.time()), token=secrets.token_urlsafe)
+
+
+def _policy(settings: Settings, grant: Grant | None) -> Settings:
+    return settings if grant is None else grant.policy.apply(settings)
 
 
 def _created(new: NewClient, extra: list[tuple[str, str]]) -> Response:
@@ -57,20 +65,34 @@ class RegistrationService:
         self.settings = settings
         self.store = store
         self.admission = Admission(settings)
+        self.cors = CORS(settings)
 
     def register(self, head: RequestHead, read_body: Callable[[], bytes]) -> Response:
         """Answer ``POST P``; ``read_body`` is called only once the request is admitted."""
+        gate, backend = self.admission, self.store.backend
+        plan: RatePlan | None = None
         decision: RateDecision | None = None
         try:
-            self.admission.check_head(head)
-            if self.admission.limits:
-                decision = self.store.hit(self.admission.bucket(head), self.admission.limits)
-                self.admission.enforce(decision)
-            new = _prepare(read_body(), self.settings)
+            gate.check_head(head)
+            grant = None
+            digest = gate.token_digest(head)
+            if digest is not None:
+                grant = gate.static_grant(digest) or gate.minted_grant(
+                    digest, backend.token_get(digest)
+                )
+            plan = gate.rate_plan(head, grant)
+            if plan.limits:
+                decision = self.store.hit(plan.bucket, plan.limits)
+                gate.enforce(plan, decision)
+            new = _prepare(read_body(), _policy(self.settings, grant))
+            if grant is not None and grant.minted and not backend.token_use(grant.digest):
+                raise unknown_token()
             self.store.create(new.client)
         except DCRError as exc:
-            return _refused(exc, self.admission.rate_headers(decision))
-        return _created(new, self.admission.rate_headers(decision))
+            response = _refused(exc, gate.rate_headers(plan, decision))
+        else:
+            response = _created(new, gate.rate_headers(plan, decision))
+        return self.cors.apply(head, response)
 
 
 class AsyncRegistrationService:
@@ -80,19 +102,33 @@ class AsyncRegistrationService:
         self.settings = settings
         self.store = store
         self.admission = Admission(settings)
+        self.cors = CORS(settings)
 
     async def register(
         self, head: RequestHead, read_body: Callable[[], Awaitable[bytes]]
     ) -> Response:
         """Answer ``POST P``; ``read_body`` is called only once the request is admitted."""
+        gate, backend = self.admission, self.store.backend
+        plan: RatePlan | None = None
         decision: RateDecision | None = None
         try:
-            self.admission.check_head(head)
-            if self.admission.limits:
-                decision = await self.store.hit(self.admission.bucket(head), self.admission.limits)
-                self.admission.enforce(decision)
-            new = _prepare(await read_body(), self.settings)
+            gate.check_head(head)
+            grant = None
+            digest = gate.token_digest(head)
+            if digest is not None:
+                grant = gate.static_grant(digest) or gate.minted_grant(
+                    digest, await backend.token_get(digest)
+                )
+            plan = gate.rate_plan(head, grant)
+            if plan.limits:
+                decision = await self.store.hit(plan.bucket, plan.limits)
+                gate.enforce(plan, decision)
+            new = _prepare(await read_body(), _policy(self.settings, grant))
+            if grant is not None and grant.minted and not await backend.token_use(grant.digest):
+                raise unknown_token()
             await self.store.create(new.client)
         except DCRError as exc:
-            return _refused(exc, self.admission.rate_headers(decision))
-        return _created(new, self.admission.rate_headers(decision))
+            response = _refused(exc, gate.rate_headers(plan, decision))
+        else:
+            response = _created(new, gate.rate_headers(plan, decision))
+        return self.cors.apply(head, response)

@@ -54,6 +54,10 @@ class Settings:
     max_redirect_uris: int = 20
     max_contacts: int = 10
     max_string_length: int = 2048
+    initial_access_tokens: tuple[str, ...] = ()
+    require_initial_access_token: bool = False
+    token_rate_limit: str = "60/hour"  # noqa: S105 - a rate, not a secret
+    cors_origins: tuple[str, ...] = ("*",)
 
     def __post_init__(self) -> None:
         problems = _checks.check_types(self, _HINTS)
@@ -101,6 +105,8 @@ class Settings:
             value = getattr(self, f.name)
             if f.name == "redis_url" and value is not None:
                 value = mask_url(value)
+            elif f.name == "initial_access_tokens":
+                value = tuple(t if t.startswith("sha256:") else "***" for t in value)
             parts.append(f"{f.name}={value!r}")
         return f"Settings({', '.join(parts)})"
 

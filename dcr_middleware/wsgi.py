@@ -18,7 +18,7 @@ with warnings.catch_warnings():
     import webob
 
 from . import _loader
-from ._http import Response, too_large
+from ._http import too_large
 from .admission import RequestHead
 from .errors import LengthRequiredError
 from .service import RegistrationService, warn_if_embedded
@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
 
 _CHUNK = 65536
+_OURS = frozenset({"POST", "OPTIONS"})
 
 
 class DCRWSGIMiddleware:
@@ -54,21 +55,24 @@ class DCRWSGIMiddleware:
         warn_if_embedded(self.settings)
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
-        if environ.get("PATH_INFO") != self.path or environ.get("REQUEST_METHOD") != "POST":
+        method = environ.get("REQUEST_METHOD")
+        if environ.get("PATH_INFO") != self.path or method not in _OURS:
             return self.app(environ, start_response)
-        response = self._register(environ)
-        return webob.Response(
-            status=response.status, headerlist=list(response.headers), body=response.body
-        )(environ, start_response)
-
-    def _register(self, environ: WSGIEnvironment) -> Response:
         request = webob.Request(environ)
         head = RequestHead(
             method=request.method,
             headers={name.lower(): value for name, value in request.headers.items()},
             peer=request.remote_addr,
         )
-        return self.service.register(head, lambda: _read_body(environ, self.max_body_bytes))
+        if method == "POST":
+            response = self.service.register(head, lambda: _read_body(environ, self.max_body_bytes))
+        elif self.service.cors.is_preflight(method, head):
+            response = self.service.cors.preflight(head)
+        else:
+            return self.app(environ, start_response)
+        return webob.Response(
+            status=response.status, headerlist=list(response.headers), body=response.body
+        )(environ, start_response)
 
 
 def _read_body(environ: WSGIEnvironment, limit: int) -> bytes:

@@ -21,6 +21,11 @@ def rate_key(prefix: str, bucket: str) -> str:
     return f"{prefix}:rate:{{{bucket}}}"
 
 
+def token_key(prefix: str, digest: str) -> str:
+    """The key of one minted initial access token, named by its SHA-256 digest."""
+    return f"{prefix}:token:{{{digest}}}"
+
+
 def counter_key(prefix: str) -> str:
     """The key counting stored clients, for ``DCR_MAX_CLIENTS``."""
     return f"{prefix}:{{client-count}}"
@@ -49,6 +54,26 @@ class SyncBackend(Protocol):
         """Give back a place taken by :meth:`reserve` (the create failed)."""
         ...
 
+    def token_get(self, digest: str) -> dict[str, str] | None:
+        """A minted token's fields (``uses``, ``policy``, ``label``...), or ``None``."""
+        ...
+
+    def token_use(self, digest: str) -> bool:
+        """Take one use of a minted token atomically; False when used up, expired or unknown."""
+        ...
+
+    def token_put(self, digest: str, fields: dict[str, str], expires_at: int) -> None:
+        """Store a minted token (``expires_at`` in epoch seconds, 0 for never)."""
+        ...
+
+    def token_list(self) -> list[tuple[str, dict[str, str]]]:
+        """Every minted token as (digest, fields)."""
+        ...
+
+    def token_delete(self, digest: str) -> bool:
+        """Revoke a minted token; False when there was none."""
+        ...
+
     def close(self) -> None:
         """Release connections."""
         ...
@@ -75,6 +100,26 @@ class AsyncBackend(Protocol):
 
     async def release(self) -> None:
         """Give back a place taken by :meth:`reserve` (the create failed)."""
+        ...
+
+    async def token_get(self, digest: str) -> dict[str, str] | None:
+        """A minted token's fields (``uses``, ``policy``, ``label``...), or ``None``."""
+        ...
+
+    async def token_use(self, digest: str) -> bool:
+        """Take one use of a minted token atomically; False when used up, expired or unknown."""
+        ...
+
+    async def token_put(self, digest: str, fields: dict[str, str], expires_at: int) -> None:
+        """Store a minted token (``expires_at`` in epoch seconds, 0 for never)."""
+        ...
+
+    async def token_list(self) -> list[tuple[str, dict[str, str]]]:
+        """Every minted token as (digest, fields)."""
+        ...
+
+    async def token_delete(self, digest: str) -> bool:
+        """Revoke a minted token; False when there was none."""
         ...
 
     async def close(self) -> None:

@@ -27,6 +27,7 @@ class MemoryBackend:
         self._records: dict[str, str] = {}
         self._buckets: dict[str, dict[str, int]] = {}
         self._reserved = 0
+        self._tokens: dict[str, tuple[dict[str, str], int]] = {}
         self._lock = threading.Lock()
 
     @classmethod
@@ -71,6 +72,46 @@ class MemoryBackend:
         with self._lock:
             self._reserved = max(0, self._reserved - 1)
 
+    def token_get(self, digest: str) -> dict[str, str] | None:
+        """A minted token's fields, or ``None`` (also once expired)."""
+        with self._lock:
+            entry = self._live_token(digest)
+            return dict(entry[0]) if entry else None
+
+    def token_use(self, digest: str) -> bool:
+        """Take one use of a minted token atomically."""
+        with self._lock:
+            entry = self._live_token(digest)
+            if entry is None:
+                return False
+            uses = int(entry[0]["uses"])
+            if uses > 0:
+                entry[0]["uses"] = str(uses - 1)
+            return uses != 0
+
+    def token_put(self, digest: str, fields: dict[str, str], expires_at: int) -> None:
+        """Store a minted token."""
+        with self._lock:
+            self._tokens[digest] = (dict(fields), expires_at)
+
+    def token_list(self) -> list[tuple[str, dict[str, str]]]:
+        """Every live minted token."""
+        with self._lock:
+            live = [(d, self._live_token(d)) for d in list(self._tokens)]
+            return [(d, dict(entry[0])) for d, entry in live if entry]
+
+    def token_delete(self, digest: str) -> bool:
+        """Revoke a minted token."""
+        with self._lock:
+            return self._tokens.pop(digest, None) is not None
+
+    def _live_token(self, digest: str) -> tuple[dict[str, str], int] | None:
+        entry = self._tokens.get(digest)
+        if entry is not None and entry[1] and entry[1] <= time.time():
+            del self._tokens[digest]
+            return None
+        return entry
+
     def close(self) -> None:
         """Nothing to release."""
 
@@ -100,6 +141,26 @@ class AsyncMemoryBackend:
     async def release(self) -> None:
         """Give back a place taken by :meth:`reserve`."""
         self.backend.release()
+
+    async def token_get(self, digest: str) -> dict[str, str] | None:
+        """A minted token's fields, or ``None``."""
+        return self.backend.token_get(digest)
+
+    async def token_use(self, digest: str) -> bool:
+        """Take one use of a minted token atomically."""
+        return self.backend.token_use(digest)
+
+    async def token_put(self, digest: str, fields: dict[str, str], expires_at: int) -> None:
+        """Store a minted token."""
+        self.backend.token_put(digest, fields, expires_at)
+
+    async def token_list(self) -> list[tuple[str, dict[str, str]]]:
+        """Every live minted token."""
+        return self.backend.token_list()
+
+    async def token_delete(self, digest: str) -> bool:
+        """Revoke a minted token."""
+        return self.backend.token_delete(digest)
 
     async def close(self) -> None:
         """Nothing to release."""

@@ -28,7 +28,7 @@ from redis.retry import Retry
 from ..errors import ConfigurationError, StorageError
 from ..ratelimit import Limit, RateDecision, decision_from_reply, script_args
 from ..settings import Settings
-from .base import client_key, counter_key, rate_key
+from .base import client_key, counter_key, rate_key, token_key
 
 logger = logging.getLogger("dcr_middleware")
 
@@ -40,6 +40,15 @@ def _lua(name: str) -> str:
 CREATE_SCRIPT = _lua("create")
 RATELIMIT_SCRIPT = _lua("ratelimit")
 RESERVE_SCRIPT = _lua("reserve")
+TOKEN_USE_SCRIPT = _lua("token_use")
+
+
+def _text(fields: dict[Any, Any]) -> dict[str, str]:
+    return {str(k): str(v) for k, v in fields.items()}
+
+
+def _digest_of(key: str) -> str:
+    return key[key.index("{") + 1 : key.rindex("}")]
 
 
 def connection_options(settings: Settings) -> dict[str, Any]:
@@ -79,6 +88,7 @@ class RedisBackend:
         self._create = client.register_script(CREATE_SCRIPT)
         self._ratelimit = client.register_script(RATELIMIT_SCRIPT)
         self._reserve = client.register_script(RESERVE_SCRIPT)
+        self._token_use = client.register_script(TOKEN_USE_SCRIPT)
 
     def create(self, client_id: str, record: str) -> bool:
         """Store ``record`` unless ``client_id`` holds a different one (one EVALSHA)."""
@@ -117,6 +127,49 @@ class RedisBackend:
         except RedisError as exc:
             raise _storage_error(exc) from exc
 
+    def token_get(self, digest: str) -> dict[str, str] | None:
+        """A minted token's fields, or ``None``."""
+        try:
+            fields = _text(self.client.hgetall(token_key(self.prefix, digest)))
+        except RedisError as exc:
+            raise _storage_error(exc) from exc
+        return fields or None
+
+    def token_use(self, digest: str) -> bool:
+        """Take one use of a minted token atomically (one EVALSHA)."""
+        try:
+            return bool(self._token_use(keys=[token_key(self.prefix, digest)]))
+        except RedisError as exc:
+            raise _storage_error(exc) from exc
+
+    def token_put(self, digest: str, fields: dict[str, str], expires_at: int) -> None:
+        """Store a minted token, expiring with its key."""
+        key = token_key(self.prefix, digest)
+        try:
+            with self.client.pipeline(transaction=True) as pipe:
+                pipe.hset(key, mapping=dict[Any, Any](fields))
+                if expires_at:
+                    pipe.expireat(key, expires_at)
+                pipe.execute()
+        except RedisError as exc:
+            raise _storage_error(exc) from exc
+
+    def token_list(self) -> list[tuple[str, dict[str, str]]]:
+        """Every minted token (SCAN; meant for the CLI, not the request path)."""
+        try:
+            keys = list(self.client.scan_iter(match=token_key(self.prefix, "*"), count=500))
+            found = [(_digest_of(k), _text(self.client.hgetall(k))) for k in keys]
+        except RedisError as exc:
+            raise _storage_error(exc) from exc
+        return [(d, fields) for d, fields in found if fields]
+
+    def token_delete(self, digest: str) -> bool:
+        """Revoke a minted token."""
+        try:
+            return bool(self.client.delete(token_key(self.prefix, digest)))
+        except RedisError as exc:
+            raise _storage_error(exc) from exc
+
     def close(self) -> None:
         """Close the connection pool."""
         self.client.close()
@@ -137,6 +190,7 @@ class AsyncRedisBackend:
         self._create = client.register_script(CREATE_SCRIPT)
         self._ratelimit = client.register_script(RATELIMIT_SCRIPT)
         self._reserve = client.register_script(RESERVE_SCRIPT)
+        self._token_use = client.register_script(TOKEN_USE_SCRIPT)
 
     async def create(self, client_id: str, record: str) -> bool:
         """Store ``record`` unless ``client_id`` holds a different one (one EVALSHA)."""
@@ -176,6 +230,49 @@ class AsyncRedisBackend:
         """Give back a place taken by :meth:`reserve`."""
         try:
             await self.client.decr(counter_key(self.prefix))
+        except RedisError as exc:
+            raise _storage_error(exc) from exc
+
+    async def token_get(self, digest: str) -> dict[str, str] | None:
+        """A minted token's fields, or ``None``."""
+        try:
+            fields = _text(await self.client.hgetall(token_key(self.prefix, digest)))
+        except RedisError as exc:
+            raise _storage_error(exc) from exc
+        return fields or None
+
+    async def token_use(self, digest: str) -> bool:
+        """Take one use of a minted token atomically (one EVALSHA)."""
+        try:
+            return bool(await self._token_use(keys=[token_key(self.prefix, digest)]))
+        except RedisError as exc:
+            raise _storage_error(exc) from exc
+
+    async def token_put(self, digest: str, fields: dict[str, str], expires_at: int) -> None:
+        """Store a minted token, expiring with its key."""
+        key = token_key(self.prefix, digest)
+        try:
+            async with self.client.pipeline(transaction=True) as pipe:
+                pipe.hset(key, mapping=dict[Any, Any](fields))
+                if expires_at:
+                    pipe.expireat(key, expires_at)
+                await pipe.execute()
+        except RedisError as exc:
+            raise _storage_error(exc) from exc
+
+    async def token_list(self) -> list[tuple[str, dict[str, str]]]:
+        """Every minted token (SCAN; meant for the CLI, not the request path)."""
+        try:
+            keys = [k async for k in self.client.scan_iter(match=token_key(self.prefix, "*"))]
+            found = [(_digest_of(k), _text(await self.client.hgetall(k))) for k in keys]
+        except RedisError as exc:
+            raise _storage_error(exc) from exc
+        return [(d, fields) for d, fields in found if fields]
+
+    async def token_delete(self, digest: str) -> bool:
+        """Revoke a minted token."""
+        try:
+            return bool(await self.client.delete(token_key(self.prefix, digest)))
         except RedisError as exc:
             raise _storage_error(exc) from exc
 

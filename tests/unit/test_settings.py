@@ -43,6 +43,19 @@ SAMPLES: dict[str, tuple[str, Any]] = {
     "max_redirect_uris": ("3", 3),
     "max_contacts": ("2", 2),
     "max_string_length": ("100", 100),
+    "initial_access_tokens": (
+        "s3cr3t-token-0123456789, sha256:" + "ab" * 32,
+        ("s3cr3t-token-0123456789", "sha256:" + "ab" * 32),
+    ),
+    "require_initial_access_token": ("true", True),
+    "token_rate_limit": ("5/minute", "5/minute"),
+    "cors_origins": (
+        "https://a.example.com, http://localhost:3000",
+        (
+            "https://a.example.com",
+            "http://localhost:3000",
+        ),
+    ),
 }
 
 FIELDS = [f.name for f in dataclasses.fields(Settings)]
