@@ -7,6 +7,7 @@ from .asgi import DCRMiddleware
 from .client import RegisteredClient
 from .errors import (
     ConfigurationError,
+    ConflictError,
     DCRError,
     InvalidClientMetadataError,
     InvalidRedirectURIError,
@@ -22,6 +23,7 @@ __all__ = [
     "AsyncClientStore",
     "ClientStore",
     "ConfigurationError",
+    "ConflictError",
     "DCRError",
     "DCRMiddleware",
     "DCRWSGIMiddleware",

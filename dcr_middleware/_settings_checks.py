@@ -18,16 +18,16 @@ if TYPE_CHECKING:
 AUTH_METHODS = frozenset(
     {"none", "client_secret_basic", "client_secret_post", "client_secret_jwt", "private_key_jwt"}
 )
-_TOKEN = re.compile(r"^[\x21-\x7e]+(?: [\x21-\x7e]+)*$")
-_SCOPE_TOKEN = re.compile(r"^[\x21\x23-\x5b\x5d-\x7e]+$")
-_PREFIX = re.compile(r"^[A-Za-z0-9_.:-]+$")
-_APP = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
+_TOKEN = re.compile(r"^[\x21-\x7e]+(?: [\x21-\x7e]+)*\Z")
+_SCOPE_TOKEN = re.compile(r"^[\x21\x23-\x5b\x5d-\x7e]+\Z")
+_PREFIX = re.compile(r"^[A-Za-z0-9_.:-]+\Z")
+_APP = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*\Z")
 _LABEL = r"[a-z0-9](?:[a-z0-9-]*[a-z0-9])?"
-_HOST = re.compile(rf"^(?:\*\.)?{_LABEL}(?:\.{_LABEL})*$")
-_SCHEME_ENTRY = re.compile(r"^[a-z][a-z0-9+.-]*:$")
-_SHA256 = re.compile(r"^sha256:[0-9a-fA-F]{64}$")
-_TOKEN68 = re.compile(r"^[A-Za-z0-9\-._~+/]+=*$")
-_ORIGIN = re.compile(r"^https?://[A-Za-z0-9.\-\[\]:]+$")
+_HOST = re.compile(rf"^(?:\*\.)?{_LABEL}(?:\.{_LABEL})*\Z")
+_SCHEME_ENTRY = re.compile(r"^[a-z][a-z0-9+.-]*:\Z")
+_SHA256 = re.compile(r"^sha256:[0-9a-fA-F]{64}\Z")
+_TOKEN68 = re.compile(r"^[A-Za-z0-9\-._~+/]+=*\Z")
+_ORIGIN = re.compile(r"^https?://[A-Za-z0-9.\-\[\]:]+\Z")
 
 Problem = Callable[[str, str], None]
 
@@ -114,7 +114,7 @@ def _check_abuse_controls(bad: Problem, s: Settings) -> None:
         client_ip.parse_networks(s.trusted_proxies)
     except ValueError as exc:
         bad("trusted_proxies", f"expected CIDRs like 10.0.0.0/8 or ::1: {exc}")
-    if s.forwarded_header not in ("x-forwarded-for", "forwarded"):
+    if s.forwarded_header.lower() not in ("x-forwarded-for", "forwarded"):
         bad("forwarded_header", "expected x-forwarded-for or forwarded")
     if s.max_clients < 0:
         bad("max_clients", "must not be negative (0 means no cap)")

@@ -18,7 +18,7 @@ import re
 from urllib.parse import SplitResult, urlsplit
 
 # RFC 3986 §3.1: scheme = ALPHA *( ALPHA / DIGIT / "+" / "-" / "." )
-_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*$")
+_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*\Z")
 # Schemes that run code or read local data in a browser, or that are not app callbacks at all.
 _FORBIDDEN_SCHEMES = frozenset(
     {

@@ -8,6 +8,7 @@ With a valid initial access token the token is the accountable party: it is char
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -18,18 +19,24 @@ from .ratelimit import Limit, RateDecision, parse_rate_limits, rate_limit_header
 from .settings import Settings
 from .tokens import Grant, TokenPolicy
 
+logger = logging.getLogger("dcr_middleware")
+
 
 @dataclass(frozen=True, slots=True)
 class RequestHead:
     """The parts of an HTTP request the registration endpoint looks at before the body.
 
     ``headers`` has lower-case names; repeated headers are joined with ``", "`` (RFC 9110 §5.3).
-    ``peer`` is the socket peer's address (ASGI ``scope["client"]``, WSGI ``REMOTE_ADDR``).
+    ``peer`` is the socket peer's address (ASGI ``scope["client"]``, WSGI ``REMOTE_ADDR``);
+    ``scheme`` and ``host`` the URL scheme and authority the server saw (``Host``, else the
+    server's own address).
     """
 
     method: str
     headers: Mapping[str, str]
     peer: str | None
+    scheme: str = "http"
+    host: str = "localhost"
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,18 +52,38 @@ class Admission:
     """The settings' admission rules, parsed once at middleware construction."""
 
     def __init__(self, settings: Settings) -> None:
+        self.settings = settings
         self.max_body_bytes = settings.max_body_bytes
         self.limits: tuple[Limit, ...] = parse_rate_limits(settings.rate_limit)
         self.trusted = client_ip.parse_networks(settings.trusted_proxies)
-        self.forwarded_header = settings.forwarded_header
+        self.forwarded_header = settings.forwarded_header.lower()
         self.token_limits = parse_rate_limits(settings.token_rate_limit)
         self.static_tokens = tokens.parse_static_tokens(settings.initial_access_tokens)
         self.token_required = bool(self.static_tokens) or settings.require_initial_access_token
+        self.issuer = settings.issuer.rstrip("/") if settings.issuer else None
+        self.path = settings.path
 
     def check_head(self, head: RequestHead) -> None:
         """``415`` / ``413`` / ``400`` decided from the headers alone."""
         check_content_type(head.headers.get("content-type"))
         check_declared_length(head.headers.get("content-length"), self.max_body_bytes)
+
+    def endpoint_url(self, head: RequestHead) -> str:
+        """The absolute URL of the registration endpoint, for ``registration_client_uri``.
+
+        ``DCR_ISSUER`` when set. Otherwise the request's scheme and ``Host``; behind a trusted
+        proxy (the peer is in ``DCR_TRUSTED_PROXIES``) the rightmost ``X-Forwarded-Proto`` /
+        ``X-Forwarded-Host`` (or ``Forwarded`` ``proto``/``host``) it set win.
+        """
+        if self.issuer is not None:
+            return self.issuer + self.path
+        scheme, host = head.scheme, client_ip.safe_host(head.host)
+        peer = client_ip.parse_ip(head.peer) if head.peer else None
+        if peer is not None and any(peer in net for net in self.trusted):
+            scheme, host = client_ip.forwarded_origin(
+                head.headers, scheme, host, self.forwarded_header
+            )
+        return f"{scheme}://{host}{self.path}"
 
     def token_digest(self, head: RequestHead) -> str | None:
         """The digest of the request's Bearer token; ``None`` when it sent none and none is
@@ -74,12 +101,21 @@ class Admission:
             return Grant(digest, minted=False, policy=TokenPolicy())
         return None
 
-    @staticmethod
-    def minted_grant(digest: str, fields: dict[str, str] | None) -> Grant:
-        """The grant of a minted token from its stored fields (401 when unknown or used up)."""
+    def minted_grant(self, digest: str, fields: dict[str, str] | None) -> Grant:
+        """The grant of a minted token from its stored fields (401 when unknown or used up).
+
+        A stored policy that does not parse (a record edited by hand) refuses the token too.
+        """
         if fields is None or fields.get("uses") == "0":
             raise tokens.unknown_token()
-        return Grant(digest, minted=True, policy=TokenPolicy.from_json(fields.get("policy")))
+        try:
+            policy = TokenPolicy.from_json(fields.get("policy"))
+            parse_rate_limits(policy.rate_limit or "off")
+            policy.apply(self.settings)
+        except (ValueError, TypeError, AttributeError):  # ConfigurationError is a ValueError
+            logger.warning("initial access token %s has an unusable policy", digest[:16])
+            raise tokens.unknown_token() from None
+        return Grant(digest, minted=True, policy=policy)
 
     def rate_plan(self, head: RequestHead, grant: Grant | None) -> RatePlan:
         """The bucket and limits to charge: the token's when there is one, else the address's."""

@@ -1,4 +1,5 @@
-"""The ASGI middleware: answers ``POST DCR_PATH`` and passes every other request through.
+"""The ASGI middleware: answers ``POST DCR_PATH`` (RFC 7591), ``GET/PUT/DELETE DCR_PATH/{id}``
+(RFC 7592) and their CORS preflights, and passes every other request through.
 
 Pure ASGI (no ``BaseHTTPMiddleware``): lifespan and websocket scopes, and every request not
 aimed at the registration endpoint, reach the wrapped app untouched, with the same ``receive``
@@ -17,6 +18,8 @@ from starlette.responses import Response as StarletteResponse
 from . import _loader
 from ._http import too_large
 from .admission import RequestHead
+from .management import client_id_from_path
+from .management_service import AsyncManagementService
 from .service import AsyncRegistrationService, warn_if_embedded
 from .settings import Settings
 from .store import AsyncClientStore
@@ -26,9 +29,6 @@ Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
-
-
-_OURS = frozenset({"POST", "OPTIONS"})
 
 
 class _Disconnected(Exception):
@@ -53,26 +53,31 @@ class DCRMiddleware:
         self.settings = Settings.from_env() if settings is None else settings
         self.store = AsyncClientStore(self.settings) if store is None else store
         self.service = AsyncRegistrationService(self.settings, self.store)
+        self.management = AsyncManagementService(self.settings, self.store, self.service.admission)
         self.path = self.settings.path
         self.max_body_bytes = self.settings.max_body_bytes
         warn_if_embedded(self.settings)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] != self.path or scope["method"] not in _OURS:
+        path = scope["path"] if scope["type"] == "http" else ""
+        client_id = client_id_from_path(path, self.path)
+        if path != self.path and client_id is None:
             await self.app(scope, receive, send)
             return
-        head = _head(scope)
-        if scope["method"] == "POST":
-            try:
-                response = await self.service.register(
-                    head, lambda: _read_body(receive, self.max_body_bytes)
-                )
-            except _Disconnected:
+        method, head = scope["method"], _head(scope)
+        cors = self.service.cors if client_id is None else self.management.cors
+        reader = lambda: _read_body(receive, self.max_body_bytes)  # noqa: E731
+        try:
+            if cors.is_preflight(method, head):
+                response = cors.preflight(head)
+            elif client_id is not None:
+                response = await self.management.handle(head, client_id, reader)
+            elif method == "POST":
+                response = await self.service.register(head, reader)
+            else:
+                await self.app(scope, receive, send)
                 return
-        elif self.service.cors.is_preflight(scope["method"], head):
-            response = self.service.cors.preflight(head)
-        else:
-            await self.app(scope, receive, send)
+        except _Disconnected:
             return
         await StarletteResponse(
             response.body, status_code=response.status, headers=dict(response.headers)
@@ -86,7 +91,19 @@ def _head(scope: Scope) -> RequestHead:
         method=scope["method"],
         headers={name: ", ".join(headers.getlist(name)) for name in headers},
         peer=client[0] if client else None,
+        scheme=scope.get("scheme", "http"),
+        host=headers.get("host") or _server_host(scope),
     )
+
+
+def _server_host(scope: Scope) -> str:
+    server = scope.get("server")
+    if not server:
+        return "localhost"
+    host, port = server[0], server[1]
+    host = f"[{host}]" if ":" in host else host
+    default = 443 if scope.get("scheme") in ("https", "wss") else 80
+    return host if port in (None, default) else f"{host}:{port}"
 
 
 async def _read_body(receive: Receive, limit: int) -> bytes:

@@ -23,7 +23,9 @@ def _serve(args: argparse.Namespace) -> int:
     except ConfigurationError as exc:
         sys.stderr.write(f"{exc}\n")
         return 2
-    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
+    # The middleware resolves client addresses itself (DCR_TRUSTED_PROXIES): uvicorn must not
+    # rewrite them from X-Forwarded-For first (its default trusts 127.0.0.1).
+    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, proxy_headers=False)
     return 0
 
 

@@ -19,7 +19,8 @@ class RegisteredClient:
 
     ``metadata`` holds the registered RFC 7591 metadata (defaults applied). The secret is only
     held as a SHA-256 digest, except for ``client_secret_jwt`` clients, whose HMAC key the server
-    must know.
+    must know. ``token_policy`` is the policy of the initial access token the client registered
+    with (JSON; updates stay within it); ``counted`` says it holds a ``DCR_MAX_CLIENTS`` place.
     """
 
     client_id: str
@@ -28,6 +29,9 @@ class RegisteredClient:
     client_secret_expires_at: int = 0
     client_secret_hash: str | None = field(default=None, repr=False)
     client_secret: str | None = field(default=None, repr=False)
+    registration_token_hash: str | None = field(default=None, repr=False)
+    token_policy: str | None = None
+    counted: bool = False
 
     @property
     def redirect_uris(self) -> list[str]:
@@ -111,6 +115,9 @@ class RegisteredClient:
             "client_secret_expires_at": self.client_secret_expires_at,
             "client_secret_hash": self.client_secret_hash,
             "client_secret": self.client_secret,
+            "registration_token_hash": self.registration_token_hash,
+            "token_policy": self.token_policy,
+            "counted": self.counted,
             "metadata": self.metadata,
         }
         return json.dumps(record, separators=(",", ":"))
@@ -126,6 +133,9 @@ class RegisteredClient:
             client_secret_expires_at=data["client_secret_expires_at"],
             client_secret_hash=data["client_secret_hash"],
             client_secret=data.get("client_secret"),
+            registration_token_hash=data.get("registration_token_hash"),
+            token_policy=data.get("token_policy"),
+            counted=bool(data.get("counted", False)),
         )
 
 

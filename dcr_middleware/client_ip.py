@@ -3,10 +3,11 @@
 Threat model (as werkzeug's ``ProxyFix``): any client can send ``X-Forwarded-For`` or
 ``Forwarded``, so those headers are believed only when the socket peer is a trusted proxy
 (``DCR_TRUSTED_PROXIES``), and then read from the right: each trusted hop appended the address
-it saw, so the first address from the right that is *not* a trusted proxy is the client. The
-leftmost value is never taken on trust (it is whatever the client wrote), and ``unknown``,
-obfuscated identifiers (RFC 7239 §6.3), ``*`` or garbage make the whole header unusable: the
-peer is used instead.
+it saw, so the first address from the right that is *not* a trusted proxy is the client.
+Everything left of it is whatever the client wrote and is never read: junk there must not move
+a client out of its own bucket (into the proxy's). ``unknown``, obfuscated identifiers
+(RFC 7239 §6.3), ``*`` or garbage written by a trusted hop make the header unusable: the peer
+is used instead.
 
 IPv6 clients are bucketed by their /64 prefix (one customer usually holds a whole /64), and
 IPv4-mapped IPv6 addresses count as the IPv4 address.
@@ -16,7 +17,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -46,16 +47,12 @@ def parse_ip(text: str) -> IPAddress | None:
     return address
 
 
-def _chain(header: str, values: list[str]) -> list[str] | None:
+def _chain(header: str, values: list[str]) -> list[str]:
     joined = ",".join(values)
     if header == "forwarded":
-        hops = []
-        for element in joined.split(","):
-            match = _FOR_PARAM.search(element)
-            if match is None:
-                return None
-            hops.append(match.group(1))
-        return hops
+        # An element without "for" is an unusable hop (""), like an empty X-Forwarded-For item.
+        matches = (_FOR_PARAM.search(element) for element in joined.split(","))
+        return [match.group(1) if match else "" for match in matches]
     return joined.split(",")
 
 
@@ -71,17 +68,15 @@ def resolve(
     address = parse_ip(peer) if peer else None
     if address is None or not header_values or not _is_trusted(address, trusted):
         return address
-    hops = _chain(header, header_values)
-    if not hops:
-        return address
-    parsed = [parse_ip(hop) for hop in hops]
-    addresses = [hop for hop in parsed if hop is not None]
-    if len(addresses) != len(parsed):
-        return address  # malformed, "unknown", obfuscated or "*": believe none of it
-    for hop in reversed(addresses):
-        if not _is_trusted(hop, trusted):
-            return hop
-    return addresses[0]  # every hop is a trusted proxy: the request started inside
+    innermost = address
+    for hop in reversed(_chain(header, header_values)):
+        parsed = parse_ip(hop)
+        if parsed is None:
+            return address  # a trusted hop wrote "unknown", an obfuscated name, "*" or garbage
+        if not _is_trusted(parsed, trusted):
+            return parsed
+        innermost = parsed
+    return innermost  # every hop is a trusted proxy: the request started inside
 
 
 def _is_trusted(address: IPAddress, trusted: tuple[IPNetwork, ...]) -> bool:
@@ -95,3 +90,38 @@ def bucket(address: IPAddress | None) -> str:
     if isinstance(address, ipaddress.IPv6Address):
         return f"ip:{ipaddress.IPv6Network((address, 64), strict=False)}"
     return f"ip:{address}"
+
+
+_HOST = re.compile(r"^[A-Za-z0-9.\-]+(?::\d{1,5})?\Z|^\[[0-9A-Fa-f:.]+\](?::\d{1,5})?\Z")
+_PROTO_PARAM = re.compile(r'(?:^|;)\s*(proto|host)\s*=\s*("[^"]*"|[^;,\s]*)', re.IGNORECASE)
+
+
+def safe_host(host: str) -> str:
+    """``host`` when it is a plain ``name[:port]`` or ``[v6][:port]``, else ``localhost`` (a
+    client must not be able to put arbitrary text into the URLs the server returns)."""
+    return host if _HOST.match(host) else "localhost"
+
+
+def forwarded_origin(
+    headers: Mapping[str, str], scheme: str, host: str, header: str = "x-forwarded-for"
+) -> tuple[str, str]:
+    """The scheme and host a trusted proxy forwarded (the rightmost values, which that proxy
+    set), from the same header family as client addresses (``Forwarded`` ``proto``/``host``, or
+    ``X-Forwarded-Proto``/``X-Forwarded-Host``), falling back to the given ones for anything
+    absent or malformed."""
+    found: dict[str, str] = {}
+    if header == "forwarded":
+        element = headers.get("forwarded", "").split(",")[-1]
+        for name, value in _PROTO_PARAM.findall(element):
+            found[name.lower()] = value.strip('"')
+    else:
+        for name in ("proto", "host"):
+            value = headers.get(f"x-forwarded-{name}")
+            if value:
+                found[name] = value.split(",")[-1].strip()
+    proto = found.get("proto", "").lower()
+    forwarded_host = found.get("host", "")
+    return (
+        proto if proto in ("http", "https") else scheme,
+        forwarded_host if forwarded_host and safe_host(forwarded_host) == forwarded_host else host,
+    )

@@ -15,6 +15,7 @@ TokenFactory = Callable[[int], str]
 
 CLIENT_ID_BYTES = 16  # 128 bits
 SECRET_BYTES = 32  # 256 bits
+REGISTRATION_TOKEN_BYTES = 32  # 256-bit RFC 7592 registration access tokens
 
 # Auth methods that authenticate with a client secret (RFC 7591 §2, OIDC Core §9).
 SECRET_METHODS = frozenset({"client_secret_basic", "client_secret_post", "client_secret_jwt"})

@@ -115,3 +115,22 @@ class InvalidTokenError(DCRError):
     def headers(self) -> list[tuple[str, str]]:
         # RFC 6750 §3: the 401 carries a Bearer challenge naming the error.
         return [("WWW-Authenticate", 'Bearer error="invalid_token"')]
+
+
+class ConflictError(InvalidRequestError):
+    """The client changed between reading and writing it (a concurrent update): ``409``."""
+
+    status = 409
+
+
+class MethodNotAllowedError(InvalidRequestError):
+    """A method the client configuration endpoint does not serve: ``405`` with ``Allow``."""
+
+    status = 405
+
+    def __init__(self, description: str, allow: str) -> None:
+        super().__init__(description)
+        self.allow = allow
+
+    def headers(self) -> list[tuple[str, str]]:
+        return [("Allow", self.allow)]

@@ -25,8 +25,8 @@ _URL_FIELDS = ("client_uri", "logo_uri", "tos_uri", "policy_uri")
 _STRING_FIELDS = ("client_name", "software_id", "software_version")
 # RFC 7591 §2: "If unspecified or omitted, the default is client_secret_basic".
 DEFAULT_AUTH_METHOD = "client_secret_basic"
-_LANGUAGE_TAG = re.compile(r"^[A-Za-z]{1,8}(?:-[A-Za-z0-9]{1,8})*$")
-_SCOPE_TOKEN = re.compile(r"^[\x21\x23-\x5b\x5d-\x7e]+$")
+_LANGUAGE_TAG = re.compile(r"^[A-Za-z]{1,8}(?:-[A-Za-z0-9]{1,8})*\Z")
+_SCOPE_TOKEN = re.compile(r"^[\x21\x23-\x5b\x5d-\x7e]+\Z")
 _PRIVATE_JWK_MEMBERS = frozenset({"d", "p", "q", "dp", "dq", "qi", "oth", "k"})
 _ASYMMETRIC_KTY = frozenset({"RSA", "EC", "OKP"})
 

@@ -6,9 +6,13 @@ tolerated. The bucket stores one number, the theoretical arrival time ``TAT``. F
 ``now``::
 
     new_tat = max(TAT, now) + T
-    allowed  = new_tat - now <= P          # at most N requests "ahead" of the steady rate
-    remaining = floor((P - (new_tat - now)) / T)      (after this request)
-    retry_after = new_tat - now - P        (when refused)
+    allowed  = new_tat - now <= W          # at most N requests "ahead" of the steady rate
+    remaining = floor((W - (new_tat - now)) / T)      (after this request)
+    retry_after = new_tat - now - W        (when refused)
+
+where ``W = N * T`` is the burst window. ``T`` is whole milliseconds, rounded down, so ``W`` is
+``P`` or a little less; comparing with ``P`` itself would admit more than N at once whenever
+``P / N`` is not whole (450/minute would admit 451, 48/second 50).
 
 So a fresh client may make N requests at once, then one more every T; a client idle for P is
 back to a full burst. With several limits (``10/minute;200/day``) every one must allow, and only
@@ -25,8 +29,22 @@ from dataclasses import dataclass
 
 from ._env import parse_duration
 
-_UNITS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
-_LIMIT = re.compile(r"^\s*(\d+)\s*/\s*([a-z0-9]+?)s?\s*$")
+_UNITS = {
+    "second": 1,
+    "sec": 1,
+    "s": 1,
+    "minute": 60,
+    "min": 60,
+    "m": 60,
+    "hour": 3600,
+    "h": 3600,
+    "day": 86400,
+    "d": 86400,
+    "week": 604800,
+    "w": 604800,
+}
+_LIMIT = re.compile(r"^\s*(\d+)\s*/\s*([a-z0-9]+)\s*\Z")
+_PLURALS = frozenset({"seconds", "secs", "minutes", "mins", "hours", "days", "weeks"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +63,12 @@ class Limit:
     def field(self) -> str:
         """The bucket field that stores this limit's TAT."""
         return f"{self.count}/{self.period}"
+
+    @property
+    def window_ms(self) -> int:
+        """The GCRA burst window, in ms: ``count`` emission intervals, so exactly ``count``
+        requests fit in a burst (the period, or a little less when it is not a multiple)."""
+        return self.count * self.interval_ms
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +94,7 @@ def parse_rate_limits(raw: str) -> tuple[Limit, ...]:
         if match is None:
             raise ValueError(f"expected limits like 10/minute;200/day, got {part.strip()!r}")
         count, unit = int(match.group(1)), match.group(2)
+        unit = unit[:-1] if unit in _PLURALS else unit
         period = _UNITS[unit] if unit in _UNITS else parse_duration(unit)
         if count < 1 or period < 1:
             raise ValueError(f"a limit needs at least 1 request per 1 second, got {part!r}")
@@ -88,14 +113,13 @@ def decide(
         max(tat or 0, now_ms) + limit.interval_ms for tat, limit in zip(tats, limits, strict=True)
     ]
     ahead = [new_tat - now_ms for new_tat in new_tats]
-    retry = [a - limit.period * 1000 for a, limit in zip(ahead, limits, strict=True)]
+    retry = [a - limit.window_ms for a, limit in zip(ahead, limits, strict=True)]
     if max(retry) > 0:
         worst = max(range(len(limits)), key=lambda i: retry[i])
         wait = math.ceil(retry[worst] / 1000)
         return RateDecision(False, limits[worst], 0, wait, wait), None
     remaining = [
-        (limit.period * 1000 - a) // limit.interval_ms
-        for a, limit in zip(ahead, limits, strict=True)
+        (limit.window_ms - a) // limit.interval_ms for a, limit in zip(ahead, limits, strict=True)
     ]
     binding = min(range(len(limits)), key=lambda i: remaining[i])
     reset = math.ceil(ahead[binding] / 1000)
@@ -119,7 +143,7 @@ def script_args(limits: tuple[Limit, ...]) -> list[str | int]:
     """The ARGV of ``storage/lua/ratelimit.lua`` for ``limits``."""
     args: list[str | int] = [len(limits)]
     for limit in limits:
-        args += [limit.field, limit.interval_ms, limit.period * 1000]
+        args += [limit.field, limit.interval_ms, limit.window_ms]
     return args
 
 

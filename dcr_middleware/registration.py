@@ -14,6 +14,7 @@ from .client import RegisteredClient
 from .credentials import (
     CLIENT_ID_BYTES,
     PLAINTEXT_SECRET_METHODS,
+    REGISTRATION_TOKEN_BYTES,
     SECRET_BYTES,
     SECRET_METHODS,
     TokenFactory,
@@ -78,9 +79,19 @@ def parse_json_object(body: bytes) -> dict[str, Any]:
 
 
 def prepare_registration(
-    body: bytes, settings: Settings, *, now: int, token: TokenFactory
+    body: bytes,
+    settings: Settings,
+    *,
+    now: int,
+    token: TokenFactory,
+    endpoint_url: str = "http://localhost/register",
+    token_policy: str | None = None,
 ) -> NewClient:
-    """Validate a registration request body and issue the client's credentials."""
+    """Validate a registration request body and issue the client's credentials.
+
+    ``endpoint_url`` is the absolute URL of the registration endpoint; the client's
+    ``registration_client_uri`` (RFC 7592 §3) is ``endpoint_url/{client_id}``.
+    """
     metadata = validate_client_metadata(parse_json_object(body), settings)
     client_id = token(CLIENT_ID_BYTES)
     response: dict[str, Any] = {"client_id": client_id, "client_id_issued_at": now}
@@ -96,6 +107,10 @@ def prepare_registration(
         response["client_secret"] = secret
         response["client_secret_expires_at"] = expires_at
     response.update(metadata)
+    # RFC 7592 §3: the response carries the client configuration endpoint and its token.
+    access_token = token(REGISTRATION_TOKEN_BYTES)
+    response["registration_client_uri"] = f"{endpoint_url}/{client_id}"
+    response["registration_access_token"] = access_token
     client = RegisteredClient(
         client_id=client_id,
         client_id_issued_at=now,
@@ -103,5 +118,7 @@ def prepare_registration(
         client_secret_expires_at=expires_at,
         client_secret_hash=secret_hash,
         client_secret=plaintext,
+        registration_token_hash=hash_secret(access_token),
+        token_policy=token_policy,
     )
     return NewClient(client=client, response=response)

@@ -23,17 +23,21 @@ from .ratelimit import RateDecision
 from .registration import NewClient, prepare_registration
 from .settings import Settings
 from .store import AsyncClientStore, ClientStore
-from .tokens import Grant, unknown_token
+from .tokens import Grant, TokenPolicy, unknown_token
 
 logger = logging.getLogger("dcr_middleware")
 
 
-def _prepare(body: bytes, settings: Settings) -> NewClient:
-    return prepare_registration(body, settings, now=int(time.time()), token=secrets.token_urlsafe)
-
-
-def _policy(settings: Settings, grant: Grant | None) -> Settings:
-    return settings if grant is None else grant.policy.apply(settings)
+def _prepare(body: bytes, settings: Settings, endpoint_url: str, grant: Grant | None) -> NewClient:
+    policy = None if grant is None else grant.policy
+    return prepare_registration(
+        body,
+        settings if policy is None else policy.apply(settings),
+        now=int(time.time()),
+        token=secrets.token_urlsafe,
+        endpoint_url=endpoint_url,
+        token_policy=None if policy is None or policy == TokenPolicy() else policy.to_json(),
+    )
 
 
 def _created(new: NewClient, extra: list[tuple[str, str]]) -> Response:
@@ -41,8 +45,8 @@ def _created(new: NewClient, extra: list[tuple[str, str]]) -> Response:
     return json_response(201, new.response, extra)
 
 
-def _refused(error: DCRError, extra: list[tuple[str, str]]) -> Response:
-    logger.info("registration refused: %s (%s)", error.error, error.status)
+def refused(error: DCRError, extra: list[tuple[str, str]]) -> Response:
+    logger.info("request refused: %s (%s)", error.error, error.status)
     response = error_response(error)
     names = {name.lower() for name, _ in response.headers}
     response.headers.extend(h for h in extra if h[0].lower() not in names)
@@ -84,12 +88,12 @@ class RegistrationService:
             if plan.limits:
                 decision = self.store.hit(plan.bucket, plan.limits)
                 gate.enforce(plan, decision)
-            new = _prepare(read_body(), _policy(self.settings, grant))
+            new = _prepare(read_body(), self.settings, gate.endpoint_url(head), grant)
             if grant is not None and grant.minted and not backend.token_use(grant.digest):
                 raise unknown_token()
             self.store.create(new.client)
         except DCRError as exc:
-            response = _refused(exc, gate.rate_headers(plan, decision))
+            response = refused(exc, gate.rate_headers(plan, decision))
         else:
             response = _created(new, gate.rate_headers(plan, decision))
         return self.cors.apply(head, response)
@@ -123,12 +127,12 @@ class AsyncRegistrationService:
             if plan.limits:
                 decision = await self.store.hit(plan.bucket, plan.limits)
                 gate.enforce(plan, decision)
-            new = _prepare(await read_body(), _policy(self.settings, grant))
+            new = _prepare(await read_body(), self.settings, gate.endpoint_url(head), grant)
             if grant is not None and grant.minted and not await backend.token_use(grant.digest):
                 raise unknown_token()
             await self.store.create(new.client)
         except DCRError as exc:
-            response = _refused(exc, gate.rate_headers(plan, decision))
+            response = refused(exc, gate.rate_headers(plan, decision))
         else:
             response = _created(new, gate.rate_headers(plan, decision))
         return self.cors.apply(head, response)

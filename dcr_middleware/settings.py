@@ -58,6 +58,7 @@ class Settings:
     require_initial_access_token: bool = False
     token_rate_limit: str = "60/hour"  # noqa: S105 - a rate, not a secret
     cors_origins: tuple[str, ...] = ("*",)
+    rotate_registration_access_token: bool = True
 
     def __post_init__(self) -> None:
         problems = _checks.check_types(self, _HINTS)

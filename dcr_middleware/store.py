@@ -7,10 +7,11 @@ each is a thin shell over a storage backend with the decisions in
 
 from __future__ import annotations
 
+import dataclasses
 import re
 
 from .client import RegisteredClient
-from .errors import ClientCapError, StorageError
+from .errors import ClientCapError, ConflictError, StorageError
 from .ratelimit import Limit, RateDecision
 from .settings import Settings
 from .storage.base import AsyncBackend, SyncBackend
@@ -18,7 +19,7 @@ from .storage.memory import AsyncMemoryBackend, MemoryBackend
 
 # Identifiers this library issues are base64url; anything else cannot name a stored client and is
 # answered without a storage round trip (and never reaches a Redis key name).
-_CLIENT_ID = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
+_CLIENT_ID = re.compile(r"^[A-Za-z0-9_-]{1,128}\Z")
 
 
 def _known_shape(client_id: str) -> bool:
@@ -27,6 +28,15 @@ def _known_shape(client_id: str) -> bool:
 
 def _collision(client_id: str) -> StorageError:
     return StorageError(f"client id {client_id} is already taken; retry the registration")
+
+
+def _holds_a_place(record: str) -> bool:
+    # Only clients stored while DCR_MAX_CLIENTS was set were counted; only they give one back.
+    return RegisteredClient.from_record(record).counted
+
+
+def _conflict() -> ConflictError:
+    return ConflictError("the client was changed by another request; read it and try again")
 
 
 def _cap_reached(cap: int) -> ClientCapError:
@@ -60,10 +70,22 @@ class ClientStore:
 
     def get(self, client_id: str) -> RegisteredClient | None:
         """The registered client, or ``None`` when no such client exists."""
+        loaded = self.load(client_id)
+        return None if loaded is None else loaded[0]
+
+    def load(self, client_id: str) -> tuple[RegisteredClient, str] | None:
+        """The client and its stored record (for compare-and-set), or ``None``."""
         if not _known_shape(client_id):
             return None
         record = self.backend.get(client_id)
-        return None if record is None else RegisteredClient.from_record(record)
+        return None if record is None else (RegisteredClient.from_record(record), record)
+
+    def replace(self, client_id: str, record: str, new: RegisteredClient | None) -> None:
+        """Replace (``None``: delete) a client if its stored record is still ``record``."""
+        if not self.backend.replace(client_id, record, None if new is None else new.to_record()):
+            raise _conflict()
+        if new is None and _holds_a_place(record):
+            self.backend.release()
 
     def authenticate(self, client_id: str, client_secret: str) -> RegisteredClient | None:
         """The client when ``client_secret`` is its current, unexpired secret; else ``None``."""
@@ -81,6 +103,8 @@ class ClientStore:
         cap = self.settings.max_clients
         if cap and not self.backend.reserve(cap):
             raise _cap_reached(cap)
+        if cap:
+            client = dataclasses.replace(client, counted=True)
         try:
             if not self.backend.create(client.client_id, client.to_record()):
                 raise _collision(client.client_id)
@@ -107,10 +131,23 @@ class AsyncClientStore:
 
     async def get(self, client_id: str) -> RegisteredClient | None:
         """The registered client, or ``None`` when no such client exists."""
+        loaded = await self.load(client_id)
+        return None if loaded is None else loaded[0]
+
+    async def load(self, client_id: str) -> tuple[RegisteredClient, str] | None:
+        """The client and its stored record (for compare-and-set), or ``None``."""
         if not _known_shape(client_id):
             return None
         record = await self.backend.get(client_id)
-        return None if record is None else RegisteredClient.from_record(record)
+        return None if record is None else (RegisteredClient.from_record(record), record)
+
+    async def replace(self, client_id: str, record: str, new: RegisteredClient | None) -> None:
+        """Replace (``None``: delete) a client if its stored record is still ``record``."""
+        new_record = None if new is None else new.to_record()
+        if not await self.backend.replace(client_id, record, new_record):
+            raise _conflict()
+        if new is None and _holds_a_place(record):
+            await self.backend.release()
 
     async def authenticate(self, client_id: str, client_secret: str) -> RegisteredClient | None:
         """The client when ``client_secret`` is its current, unexpired secret; else ``None``."""
@@ -128,6 +165,8 @@ class AsyncClientStore:
         cap = self.settings.max_clients
         if cap and not await self.backend.reserve(cap):
             raise _cap_reached(cap)
+        if cap:
+            client = dataclasses.replace(client, counted=True)
         try:
             if not await self.backend.create(client.client_id, client.to_record()):
                 raise _collision(client.client_id)

@@ -25,8 +25,9 @@ from .errors import InvalidTokenError
 from .settings import Settings
 
 # RFC 6750 §2.1: b64token = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="
-_BEARER = re.compile(r"^[Bb][Ee][Aa][Rr][Ee][Rr] +([A-Za-z0-9\-._~+/]+=*) *$")
-_DIGEST = re.compile(r"^sha256:([0-9a-fA-F]{64})$")
+# (\Z, not $: $ also matches before a trailing newline.)
+_BEARER = re.compile(r"^[Bb][Ee][Aa][Rr][Ee][Rr] +([A-Za-z0-9\-._~+/]+=*) *\Z")
+_DIGEST = re.compile(r"^sha256:([0-9a-fA-F]{64})\Z")
 TOKEN_BYTES = 32
 ID_LENGTH = 16
 

@@ -1,4 +1,5 @@
-"""The WSGI middleware: answers ``POST DCR_PATH`` and passes every other request through.
+"""The WSGI middleware: answers ``POST DCR_PATH`` (RFC 7591), ``GET/PUT/DELETE DCR_PATH/{id}``
+(RFC 7592) and their CORS preflights, and passes every other request through.
 
 Requests not aimed at the registration endpoint are handed to the wrapped app with the same
 ``environ`` and ``start_response``; the body is never touched. ``dcr_middleware.wsgi:app`` is
@@ -21,6 +22,8 @@ from . import _loader
 from ._http import too_large
 from .admission import RequestHead
 from .errors import LengthRequiredError
+from .management import client_id_from_path
+from .management_service import ManagementService
 from .service import RegistrationService, warn_if_embedded
 from .settings import Settings
 from .store import ClientStore
@@ -29,7 +32,6 @@ if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
 
 _CHUNK = 65536
-_OURS = frozenset({"POST", "OPTIONS"})
 
 
 class DCRWSGIMiddleware:
@@ -50,24 +52,32 @@ class DCRWSGIMiddleware:
         self.settings = Settings.from_env() if settings is None else settings
         self.store = ClientStore(self.settings) if store is None else store
         self.service = RegistrationService(self.settings, self.store)
+        self.management = ManagementService(self.settings, self.store, self.service.admission)
         self.path = self.settings.path
         self.max_body_bytes = self.settings.max_body_bytes
         warn_if_embedded(self.settings)
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
-        method = environ.get("REQUEST_METHOD")
-        if environ.get("PATH_INFO") != self.path or method not in _OURS:
+        path = environ.get("PATH_INFO", "")
+        client_id = client_id_from_path(path, self.path)
+        if path != self.path and client_id is None:
             return self.app(environ, start_response)
         request = webob.Request(environ)
         head = RequestHead(
             method=request.method,
             headers={name.lower(): value for name, value in request.headers.items()},
             peer=request.remote_addr,
+            scheme=request.scheme,
+            host=request.host,
         )
-        if method == "POST":
-            response = self.service.register(head, lambda: _read_body(environ, self.max_body_bytes))
-        elif self.service.cors.is_preflight(method, head):
-            response = self.service.cors.preflight(head)
+        cors = self.service.cors if client_id is None else self.management.cors
+        reader = lambda: _read_body(environ, self.max_body_bytes)  # noqa: E731
+        if cors.is_preflight(head.method, head):
+            response = cors.preflight(head)
+        elif client_id is not None:
+            response = self.management.handle(head, client_id, reader)
+        elif head.method == "POST":
+            response = self.service.register(head, reader)
         else:
             return self.app(environ, start_response)
         return webob.Response(

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Install everything the test suite needs (Debian's redis-server included) and run it: linters,
-# the type checker, then pytest. The Redis servers are started by the test fixtures.
+# Install everything the test suite needs (Debian's redis-server and chromium included) and run
+# it: linters, the type checker, then pytest. The Redis servers are started by the test fixtures.
 # Extra arguments go to pytest (e.g. bash scripts/test.sh tests/unit -x).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -8,6 +8,8 @@ source scripts/_bootstrap.sh
 missing=()
 command -v redis-server >/dev/null || missing+=(redis-server)
 command -v redis-cli >/dev/null || missing+=(redis-tools)
+# Headless Chromium runs the browser CORS test (tests/integration/test_browser_cors.py).
+command -v chromium >/dev/null || missing+=(chromium)
 apt_install "${missing[@]}"
 ensure_venv test
 .venv/bin/ruff check .

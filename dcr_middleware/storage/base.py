@@ -42,6 +42,10 @@ class SyncBackend(Protocol):
         """The stored record, or ``None``."""
         ...
 
+    def replace(self, client_id: str, expected: str, record: str | None) -> bool:
+        """Compare-and-set: replace (``None``: delete) only if ``expected`` is still stored."""
+        ...
+
     def hit(self, bucket: str, limits: tuple[Limit, ...]) -> RateDecision:
         """Charge one request to ``bucket`` if every limit allows it (GCRA, atomically)."""
         ...
@@ -51,7 +55,7 @@ class SyncBackend(Protocol):
         ...
 
     def release(self) -> None:
-        """Give back a place taken by :meth:`reserve` (the create failed)."""
+        """Give back a place (a create failed, a client was deleted); never below zero."""
         ...
 
     def token_get(self, digest: str) -> dict[str, str] | None:
@@ -90,6 +94,10 @@ class AsyncBackend(Protocol):
         """The stored record, or ``None``."""
         ...
 
+    async def replace(self, client_id: str, expected: str, record: str | None) -> bool:
+        """Compare-and-set: replace (``None``: delete) only if ``expected`` is still stored."""
+        ...
+
     async def hit(self, bucket: str, limits: tuple[Limit, ...]) -> RateDecision:
         """Charge one request to ``bucket`` if every limit allows it (GCRA, atomically)."""
         ...
@@ -99,7 +107,7 @@ class AsyncBackend(Protocol):
         ...
 
     async def release(self) -> None:
-        """Give back a place taken by :meth:`reserve` (the create failed)."""
+        """Give back a place (a create failed, a client was deleted); never below zero."""
         ...
 
     async def token_get(self, digest: str) -> dict[str, str] | None:

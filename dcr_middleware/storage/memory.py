@@ -15,6 +15,8 @@ from typing import ClassVar
 from ..ratelimit import Limit, RateDecision, decide
 from .base import client_key
 
+_PRUNE_AT = 10_000  # buckets held before idle ones are dropped
+
 
 class MemoryBackend:
     """Thread-safe dict of records (the same contract as the Redis backends)."""
@@ -47,6 +49,18 @@ class MemoryBackend:
         """The stored record, or ``None``."""
         return self._records.get(client_key(self.prefix, client_id))
 
+    def replace(self, client_id: str, expected: str, record: str | None) -> bool:
+        """Compare-and-set one record (``None`` deletes it)."""
+        key = client_key(self.prefix, client_id)
+        with self._lock:
+            if self._records.get(key) != expected:
+                return False
+            if record is None:
+                del self._records[key]
+            else:
+                self._records[key] = record
+            return True
+
     def hit(self, bucket: str, limits: tuple[Limit, ...]) -> RateDecision:
         """Charge one request to ``bucket`` if every limit allows it (GCRA)."""
         now_ms = int(time.time() * 1000)
@@ -54,10 +68,19 @@ class MemoryBackend:
             tats = self._buckets.get(bucket, {})
             decision, new_tats = decide([tats.get(lim.field) for lim in limits], now_ms, limits)
             if new_tats is not None:
+                if len(self._buckets) >= _PRUNE_AT:
+                    self._prune(now_ms)
                 self._buckets[bucket] = {
                     lim.field: tat for lim, tat in zip(limits, new_tats, strict=True)
                 }
         return decision
+
+    def _prune(self, now_ms: int) -> None:
+        # A bucket whose every TAT has passed is the same as no bucket (what Redis's PEXPIRE
+        # does for the Redis store): drop those, so memory tracks active clients only.
+        idle = [b for b, tats in self._buckets.items() if max(tats.values()) <= now_ms]
+        for bucket in idle:
+            del self._buckets[bucket]
 
     def reserve(self, cap: int) -> bool:
         """Take one place under the client cap."""
@@ -68,7 +91,7 @@ class MemoryBackend:
             return True
 
     def release(self) -> None:
-        """Give back a place taken by :meth:`reserve`."""
+        """Give back a place (a create failed, a client was deleted); never below zero."""
         with self._lock:
             self._reserved = max(0, self._reserved - 1)
 
@@ -130,6 +153,10 @@ class AsyncMemoryBackend:
         """The stored record, or ``None``."""
         return self.backend.get(client_id)
 
+    async def replace(self, client_id: str, expected: str, record: str | None) -> bool:
+        """Compare-and-set one record (``None`` deletes it)."""
+        return self.backend.replace(client_id, expected, record)
+
     async def hit(self, bucket: str, limits: tuple[Limit, ...]) -> RateDecision:
         """Charge one request to ``bucket`` if every limit allows it (GCRA)."""
         return self.backend.hit(bucket, limits)
@@ -139,7 +166,7 @@ class AsyncMemoryBackend:
         return self.backend.reserve(cap)
 
     async def release(self) -> None:
-        """Give back a place taken by :meth:`reserve`."""
+        """Give back a place (a create failed, a client was deleted); never below zero."""
         self.backend.release()
 
     async def token_get(self, digest: str) -> dict[str, str] | None:

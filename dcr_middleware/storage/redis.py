@@ -41,6 +41,8 @@ CREATE_SCRIPT = _lua("create")
 RATELIMIT_SCRIPT = _lua("ratelimit")
 RESERVE_SCRIPT = _lua("reserve")
 TOKEN_USE_SCRIPT = _lua("token_use")
+REPLACE_SCRIPT = _lua("replace")
+RELEASE_SCRIPT = _lua("release")
 
 
 def _text(fields: dict[Any, Any]) -> dict[str, str]:
@@ -89,6 +91,8 @@ class RedisBackend:
         self._ratelimit = client.register_script(RATELIMIT_SCRIPT)
         self._reserve = client.register_script(RESERVE_SCRIPT)
         self._token_use = client.register_script(TOKEN_USE_SCRIPT)
+        self._replace = client.register_script(REPLACE_SCRIPT)
+        self._release = client.register_script(RELEASE_SCRIPT)
 
     def create(self, client_id: str, record: str) -> bool:
         """Store ``record`` unless ``client_id`` holds a different one (one EVALSHA)."""
@@ -104,6 +108,14 @@ class RedisBackend:
         except RedisError as exc:
             raise _storage_error(exc) from exc
         return None if value is None else str(value)
+
+    def replace(self, client_id: str, expected: str, record: str | None) -> bool:
+        """Compare-and-set one record (``None`` deletes it); one EVALSHA."""
+        keys, args = [client_key(self.prefix, client_id)], [expected, record or ""]
+        try:
+            return bool(self._replace(keys=keys, args=args))
+        except RedisError as exc:
+            raise _storage_error(exc) from exc
 
     def hit(self, bucket: str, limits: tuple[Limit, ...]) -> RateDecision:
         """Charge one request to ``bucket`` if every limit allows it (one EVALSHA)."""
@@ -121,9 +133,9 @@ class RedisBackend:
             raise _storage_error(exc) from exc
 
     def release(self) -> None:
-        """Give back a place taken by :meth:`reserve`."""
+        """Give back a place (a create failed, a client was deleted); never below zero."""
         try:
-            self.client.decr(counter_key(self.prefix))
+            self._release(keys=[counter_key(self.prefix)])
         except RedisError as exc:
             raise _storage_error(exc) from exc
 
@@ -191,6 +203,8 @@ class AsyncRedisBackend:
         self._ratelimit = client.register_script(RATELIMIT_SCRIPT)
         self._reserve = client.register_script(RESERVE_SCRIPT)
         self._token_use = client.register_script(TOKEN_USE_SCRIPT)
+        self._replace = client.register_script(REPLACE_SCRIPT)
+        self._release = client.register_script(RELEASE_SCRIPT)
 
     async def create(self, client_id: str, record: str) -> bool:
         """Store ``record`` unless ``client_id`` holds a different one (one EVALSHA)."""
@@ -208,6 +222,14 @@ class AsyncRedisBackend:
         except RedisError as exc:
             raise _storage_error(exc) from exc
         return None if value is None else str(value)
+
+    async def replace(self, client_id: str, expected: str, record: str | None) -> bool:
+        """Compare-and-set one record (``None`` deletes it); one EVALSHA."""
+        keys, args = [client_key(self.prefix, client_id)], [expected, record or ""]
+        try:
+            return bool(await self._replace(keys=keys, args=args))
+        except RedisError as exc:
+            raise _storage_error(exc) from exc
 
     async def hit(self, bucket: str, limits: tuple[Limit, ...]) -> RateDecision:
         """Charge one request to ``bucket`` if every limit allows it (one EVALSHA)."""
@@ -227,9 +249,9 @@ class AsyncRedisBackend:
             raise _storage_error(exc) from exc
 
     async def release(self) -> None:
-        """Give back a place taken by :meth:`reserve`."""
+        """Give back a place (a create failed, a client was deleted); never below zero."""
         try:
-            await self.client.decr(counter_key(self.prefix))
+            await self._release(keys=[counter_key(self.prefix)])
         except RedisError as exc:
             raise _storage_error(exc) from exc
 

@@ -130,7 +130,7 @@ async def test_starlette_add_middleware_registers_and_passes_through() -> None:
         created = await client.post("/register", content=REGISTRATION, headers=JSON)
         page = await client.get("/register")
         home = await client.get("/")
-        missing = await client.post("/register/x", content=REGISTRATION, headers=JSON)
+        missing = await client.post("/register/x/y", content=REGISTRATION, headers=JSON)
 
     assert created.status_code == 201
     client_id = created.json()["client_id"]

@@ -54,7 +54,8 @@ KNOWN_METADATA = frozenset(
         "software_version",
     }
 )
-CREDENTIALS = frozenset({"client_id", "client_id_issued_at", *SECRET_FIELDS})
+MANAGEMENT = ("registration_client_uri", "registration_access_token")
+CREDENTIALS = frozenset({"client_id", "client_id_issued_at", *SECRET_FIELDS, *MANAGEMENT})
 LOCALIZABLE = ("client_name#", "client_uri#", "logo_uri#", "tos_uri#", "policy_uri#")
 SIDES = ("asgi", "wsgi")
 
@@ -156,6 +157,9 @@ def _check_created(case: Case, body: dict[str, Any]) -> None:
         assert body["client_secret_expires_at"] == (issued_at + ttl if ttl else 0)
     else:
         assert not set(SECRET_FIELDS) & set(body)
+    # RFC 7592 §3: the configuration endpoint of this client and a 256-bit token for it.
+    assert body["registration_client_uri"] == f"http://testserver/register/{client_id}"
+    assert len(body["registration_access_token"]) >= 43
     for name in ("grant_types", "response_types", "token_endpoint_auth_method"):
         assert name in body, f"default for {name} not applied"
     for name, value in case.expect.items():
@@ -221,7 +225,15 @@ def _shape(answer: Answer) -> dict[str, Any]:
     if answer.status != 201:
         return body
     issued_at = body.pop("client_id_issued_at")
-    shaped = {**body, "client_id": "<generated>", "client_id_issued_at": "<now>"}
+    shaped = {
+        **body,
+        "client_id": "<generated>",
+        "client_id_issued_at": "<now>",
+        "registration_client_uri": body["registration_client_uri"].replace(
+            body["client_id"], "<id>"
+        ),
+        "registration_access_token": "<generated>",
+    }
     if "client_secret" in body:
         shaped["client_secret"] = "<generated>"
         expires = body["client_secret_expires_at"]

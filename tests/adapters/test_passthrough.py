@@ -58,7 +58,7 @@ REQUESTS = [
     ),
     pytest.param(
         "POST",
-        "/register/abc",
+        "/register/abc/def",
         b'{"redirect_uris":["https://app.example.com/cb"]}',
         {"Content-Type": "application/json", "Authorization": "Bearer t0ken"},
         id="post-register-subpath",
@@ -351,7 +351,7 @@ def test_wsgi_passthrough_same_environ_start_response_and_iterable() -> None:
     body = io.BytesIO(b"untouched")
     environ.update(
         REQUEST_METHOD="POST",
-        PATH_INFO="/register/x",
+        PATH_INFO="/register/x/y",
         CONTENT_TYPE="application/json",
         CONTENT_LENGTH="9",
     )

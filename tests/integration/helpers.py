@@ -407,3 +407,148 @@ async def post_many(
 
     await asyncio.wait_for(asyncio.gather(*(worker() for _ in range(in_flight))), deadline)
     return responses
+
+
+# --- Per-request headers, concurrent sends and servers on another loopback address (abuse
+# controls tests) ---
+
+
+def raw_post(
+    path: str, body: bytes, headers: Mapping[str, str] | None = None, host: str = HOST
+) -> bytes:
+    """One HTTP/1.1 ``POST`` with a JSON body and extra ``headers``, as bytes on the wire
+    (``host`` is the ``Host`` header's value)."""
+    lines = [
+        f"POST {path} HTTP/1.1",
+        f"Host: {host}",
+        "Content-Type: application/json",
+        f"Content-Length: {len(body)}",
+        *(f"{name}: {value}" for name, value in (headers or {}).items()),
+    ]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
+
+
+async def send_concurrently(
+    port: int,
+    requests: Sequence[bytes],
+    deadline: float,
+    host: str = HOST,
+    sources: Sequence[str] | None = None,
+) -> list[RawResponse]:
+    """Open one connection per request (from ``sources[i]`` when given, e.g. ``127.0.0.2``:
+    every 127/8 address is loopback), and once all are open send every request at once; the
+    answers come back in request order. Nothing is re-sent; bounded by ``deadline`` seconds."""
+    connected = 0
+
+    async def one(index: int, request: bytes) -> RawResponse:
+        nonlocal connected
+        local = (sources[index], 0) if sources is not None else None
+        reader, writer = await asyncio.open_connection(host, port, local_addr=local)
+        try:
+            connected += 1
+            if connected == len(requests):
+                opened.set()
+            await opened.wait()
+            return await _exchange(reader, writer, request)
+        finally:
+            writer.close()
+            with contextlib.suppress(OSError):
+                await writer.wait_closed()
+
+    async def run() -> list[RawResponse]:
+        return list(await asyncio.gather(*(one(i, r) for i, r in enumerate(requests))))
+
+    opened = asyncio.Event()
+    return await asyncio.wait_for(run(), deadline)
+
+
+def free_port_on(host: str) -> int:
+    """A TCP port that nothing listens on right now, on ``host`` (IPv4 or IPv6)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def ipv6_loopback_available() -> bool:
+    """True when a socket can listen on ``::1``."""
+    try:
+        free_port_on("::1")
+    except OSError:
+        return False
+    return True
+
+
+@dataclass
+class HostServer(Server):
+    """A :class:`Server` bound to another address than ``127.0.0.1`` (e.g. ``::1``)."""
+
+    host: str = HOST
+
+    @property
+    def url(self) -> str:
+        return f"http://[{self.host}]:{self.port}" if ":" in self.host else super().url
+
+
+def start_server_on(
+    kind: str,
+    directory: Path,
+    redis_url: str | None,
+    host: str,
+    env: Mapping[str, str] | None = None,
+    log_level: str = "info",
+    args: Sequence[str] = (),
+) -> HostServer:
+    """:func:`start_server`, bound to ``host``; the caller stops it."""
+    port = free_port_on(host)
+    argv = server_command(kind, port, log_level, args)
+    bind = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    argv = [bind if a == f"{HOST}:{port}" else host if a == HOST else a for a in argv]
+    log_path = directory / f"{kind}-{port}.log"
+    log = log_path.open("wb")
+    process = subprocess.Popen(
+        argv,
+        env=server_env(kind, redis_url, env),
+        cwd=directory,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    server = HostServer(kind, port, process, log_path, log, host)
+    try:
+        server.wait_ready()
+    except BaseException:
+        server.stop()
+        raise
+    return server
+
+
+# gunicorn's "ready" answer comes from the first worker that loaded the app; the others may still
+# be importing, and on a small machine that CPU contention starves the first worker's event loop
+# (a burst then meets Redis connect timeouts). This hook makes each worker say when it is ready.
+WORKER_READY = "dcr-it: worker ready"
+_READY_HOOK = f"""
+import sys
+
+
+def post_worker_init(worker):
+    sys.stderr.write("{WORKER_READY} %d\\n" % worker.pid)
+    sys.stderr.flush()
+"""
+
+
+def gunicorn_ready_hook(directory: Path) -> list[str]:
+    """gunicorn arguments adding the :data:`WORKER_READY` hook (a config file in ``directory``)."""
+    path = directory / "dcr_it_ready_hook.py"
+    path.write_text(_READY_HOOK)
+    return ["-c", str(path)]
+
+
+def wait_workers_ready(server: Server, workers: int, timeout: float = READY_TIMEOUT) -> None:
+    """Wait until ``workers`` gunicorn workers started with :func:`gunicorn_ready_hook` have
+    loaded the app."""
+    deadline = time.monotonic() + timeout
+    while server.output().count(WORKER_READY) < workers:
+        if server.process.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"{workers} {server.kind} workers not ready:\n{server.output()}")
+        time.sleep(0.05)

@@ -657,3 +657,16 @@ def test_validate_client_metadata_error_description_is_bounded() -> None:
     uri = "javascript:" + "a" * 10_000
     error = reject({"redirect_uris": [uri]}, DEFAULT, InvalidRedirectURIError, "redirect_uris")
     assert len(error.description) < 400
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        pytest.param({"grant_types": ["client_credentials"], "scope": "read\n"}, id="scope"),
+        pytest.param({"redirect_uris": [WEB], "client_name#en\n": "x"}, id="language-tag"),
+    ],
+)
+def test_validate_client_metadata_trailing_newline_is_not_a_match(raw: dict[str, Any]) -> None:
+    # Patterns end in \Z, not $: "$" would also match just before a final newline.
+    field = next(k for k in raw if k != "redirect_uris" and k != "grant_types")
+    reject(raw, Settings(), InvalidClientMetadataError, field)

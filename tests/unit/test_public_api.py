@@ -43,6 +43,7 @@ def test_public_api_all_is_pinned() -> None:
         "AsyncClientStore",
         "ClientStore",
         "ConfigurationError",
+        "ConflictError",
         "DCRError",
         "DCRMiddleware",
         "DCRWSGIMiddleware",

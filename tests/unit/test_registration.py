@@ -51,7 +51,8 @@ def register(raw: bytes, settings: Settings = ALL_METHODS) -> tuple[Any, Tokens]
 )
 def test_prepare_registration_issues_secret_for_secret_methods(method: str) -> None:
     new, tokens = register(body(token_endpoint_auth_method=method))
-    assert tokens.sizes == [16, 32]
+    # client id, client secret, then the RFC 7592 registration access token
+    assert tokens.sizes == [16, 32, 32]
     assert new.client_id == "tok1-16"
     assert new.response["client_id"] == "tok1-16"
     assert new.response["client_secret"] == "tok2-32"
@@ -59,11 +60,13 @@ def test_prepare_registration_issues_secret_for_secret_methods(method: str) -> N
     assert new.response["client_id_issued_at"] == NOW
     assert new.client.client_secret_hash == hashlib.sha256(b"tok2-32").hexdigest()
     assert new.client.check_secret("tok2-32", now=NOW)
+    assert new.response["registration_access_token"] == "tok3-32"
+    assert new.client.registration_token_hash == hashlib.sha256(b"tok3-32").hexdigest()
 
 
 def test_prepare_registration_default_method_gets_secret() -> None:
     new, tokens = register(body())
-    assert tokens.sizes == [16, 32]
+    assert tokens.sizes == [16, 32, 32]
     assert new.response["token_endpoint_auth_method"] == "client_secret_basic"
     assert new.response["client_secret"] == "tok2-32"
 
@@ -81,7 +84,8 @@ def test_prepare_registration_issues_no_secret_for_other_methods(
     method: str, extra: dict[str, Any]
 ) -> None:
     new, tokens = register(body(token_endpoint_auth_method=method, **extra))
-    assert tokens.sizes == [16]
+    assert tokens.sizes == [16, 32]  # client id and registration access token only
+    assert new.response["registration_access_token"] == "tok2-32"
     assert "client_secret" not in new.response
     assert "client_secret_expires_at" not in new.response
     assert new.client.client_secret_hash is None
@@ -142,7 +146,14 @@ def test_prepare_registration_response_echoes_metadata() -> None:
         k: v
         for k, v in new.response.items()
         if k
-        not in ("client_id", "client_id_issued_at", "client_secret", "client_secret_expires_at")
+        not in (
+            "client_id",
+            "client_id_issued_at",
+            "client_secret",
+            "client_secret_expires_at",
+            "registration_client_uri",
+            "registration_access_token",
+        )
     }
 
 

@@ -56,6 +56,7 @@ SAMPLES: dict[str, tuple[str, Any]] = {
             "http://localhost:3000",
         ),
     ),
+    "rotate_registration_access_token": ("false", False),
 }
 
 FIELDS = [f.name for f in dataclasses.fields(Settings)]

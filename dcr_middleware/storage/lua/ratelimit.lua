@@ -1,7 +1,8 @@
 -- GCRA rate-limit check for one bucket, on the Redis server's clock (see ratelimit.py for the
 -- theory; this script and ratelimit.decide() implement the same arithmetic).
 -- KEYS[1]: the bucket (a hash: one field per limit, holding its TAT in milliseconds).
--- ARGV: n, then for each limit: field, emission interval (ms), period (ms).
+-- ARGV: n, then for each limit: field, emission interval (ms), burst window (ms: count times
+-- the interval, Limit.window_ms).
 -- Returns {allowed (1/0), index of the reported limit (1-based), remaining, seconds to reset,
 -- seconds to retry}. Buckets are charged only when every limit allows.
 local time = redis.call('TIME')

@@ -1,0 +1,134 @@
+"""The RFC 7592 client configuration endpoint service, in a sync and an async shell that
+differ only in ``await``; the decisions are in :mod:`dcr_middleware.management`."""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Awaitable, Callable
+
+from . import management, tokens
+from ._http import Response, json_response
+from .admission import Admission, RequestHead
+from .client import RegisteredClient
+from .cors import CORS
+from .errors import DCRError, InvalidTokenError, MethodNotAllowedError
+from .service import logger, refused
+from .settings import Settings
+from .store import AsyncClientStore, ClientStore
+
+_NO_STORE = [("Cache-Control", "no-store"), ("Pragma", "no-cache")]
+
+
+def _presented(head: RequestHead) -> tuple[str | None, str | None]:
+    try:
+        token = tokens.bearer_token(head.headers.get("authorization"))
+    except InvalidTokenError:
+        return None, None  # answered like any other bad token
+    return token, None if token is None else tokens.digest(token)
+
+
+def _check_method(method: str) -> None:
+    if method not in management.METHODS:
+        raise MethodNotAllowedError(
+            f"{method} is not supported here", ", ".join(management.METHODS)
+        )
+
+
+def _read(client: RegisteredClient, uri: str, token: str) -> Response:
+    return json_response(200, management.client_information(client, uri, token))
+
+
+def _deleted(client_id: str) -> Response:
+    logger.info("client deleted: client_id=%s", client_id)
+    return Response(204, list(_NO_STORE), b"")
+
+
+def _updated(update: management.Update, uri: str) -> Response:
+    logger.info("client updated: client_id=%s", update.client.client_id)
+    body = management.client_information(update.client, uri, update.access_token, update.secret)
+    return json_response(200, body)
+
+
+class ManagementService:
+    """``GET``/``PUT``/``DELETE P/{client_id}`` through a blocking :class:`ClientStore`."""
+
+    def __init__(self, settings: Settings, store: ClientStore, admission: Admission) -> None:
+        self.settings = settings
+        self.store = store
+        self.admission = admission
+        self.cors = CORS(settings, methods=", ".join(management.METHODS))
+
+    def handle(self, head: RequestHead, client_id: str, read_body: Callable[[], bytes]) -> Response:
+        """Answer one request to the client configuration endpoint."""
+        try:
+            _check_method(head.method)
+            token, digest = _presented(head)
+            loaded = self.store.load(client_id)
+            client = management.authorize(loaded[0] if loaded else None, digest)
+            uri = f"{self.admission.endpoint_url(head)}/{client_id}"
+            if token is None or loaded is None:  # refused by authorize(); narrows the types
+                raise management.unknown_registration_token()
+            if head.method == "GET":
+                response = _read(client, uri, token)
+            elif head.method == "DELETE":
+                self.store.replace(client_id, loaded[1], None)
+                response = _deleted(client_id)
+            else:
+                self.admission.check_head(head)
+                update = management.prepare_update(
+                    read_body(),
+                    client,
+                    self.settings,
+                    presented_token=token,
+                    now=int(time.time()),
+                    token=secrets.token_urlsafe,
+                )
+                self.store.replace(client_id, loaded[1], update.client)
+                response = _updated(update, uri)
+        except DCRError as exc:
+            response = refused(exc, [])
+        return self.cors.apply(head, response)
+
+
+class AsyncManagementService:
+    """``GET``/``PUT``/``DELETE P/{client_id}`` through an :class:`AsyncClientStore`."""
+
+    def __init__(self, settings: Settings, store: AsyncClientStore, admission: Admission) -> None:
+        self.settings = settings
+        self.store = store
+        self.admission = admission
+        self.cors = CORS(settings, methods=", ".join(management.METHODS))
+
+    async def handle(
+        self, head: RequestHead, client_id: str, read_body: Callable[[], Awaitable[bytes]]
+    ) -> Response:
+        """Answer one request to the client configuration endpoint."""
+        try:
+            _check_method(head.method)
+            token, digest = _presented(head)
+            loaded = await self.store.load(client_id)
+            client = management.authorize(loaded[0] if loaded else None, digest)
+            uri = f"{self.admission.endpoint_url(head)}/{client_id}"
+            if token is None or loaded is None:  # refused by authorize(); narrows the types
+                raise management.unknown_registration_token()
+            if head.method == "GET":
+                response = _read(client, uri, token)
+            elif head.method == "DELETE":
+                await self.store.replace(client_id, loaded[1], None)
+                response = _deleted(client_id)
+            else:
+                self.admission.check_head(head)
+                update = management.prepare_update(
+                    await read_body(),
+                    client,
+                    self.settings,
+                    presented_token=token,
+                    now=int(time.time()),
+                    token=secrets.token_urlsafe,
+                )
+                await self.store.replace(client_id, loaded[1], update.client)
+                response = _updated(update, uri)
+        except DCRError as exc:
+            response = refused(exc, [])
+        return self.cors.apply(head, response)
