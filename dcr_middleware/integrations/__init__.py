@@ -1,0 +1,1 @@
+"""Adapters that let authorization-server libraries use the registered clients."""
