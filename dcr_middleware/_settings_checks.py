@@ -9,8 +9,9 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Union, get_args, get_origin
 from urllib.parse import urlsplit
 
-from . import client_ip, ratelimit
+from . import client_ip, ratelimit, software_statement
 from ._flows import default_response_types
+from .oidc import DEFAULT_ENC, DEFAULT_ID_TOKEN_ALG, SUBJECT_TYPES
 
 if TYPE_CHECKING:
     from .settings import Settings
@@ -28,6 +29,8 @@ _SCHEME_ENTRY = re.compile(r"^[a-z][a-z0-9+.-]*:\Z")
 _SHA256 = re.compile(r"^sha256:[0-9a-fA-F]{64}\Z")
 _TOKEN68 = re.compile(r"^[A-Za-z0-9\-._~+/]+=*\Z")
 _ORIGIN = re.compile(r"^https?://[A-Za-z0-9.\-\[\]:]+\Z")
+# JWA algorithm names (RFC 7518 §3.1, §4.1, §5.1): RS256, ECDH-ES+A128KW, A128CBC-HS256...
+_JOSE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9+_.-]*\Z")
 
 Problem = Callable[[str, str], None]
 
@@ -94,6 +97,9 @@ def check_values(s: Settings) -> list[str]:
     _check_flows(bad, s)
     _check_scopes(bad, s)
     _check_redirect_hosts(bad, s)
+    for field, message in software_statement.settings_problems(s):
+        bad(field, message)
+    _check_oidc(bad, s)
     if s.client_secret_ttl < 0:
         bad("client_secret_ttl", "must not be negative (0 means secrets never expire)")
     if s.issuer is not None:
@@ -181,3 +187,24 @@ def _check_redirect_hosts(bad: Problem, s: Settings) -> None:
                 f"{entry!r}: expected lower-case hosts (app.example.com, *.example.com) or "
                 "private-use schemes written as 'scheme:'",
             )
+
+
+def _check_oidc(bad: Problem, s: Settings) -> None:
+    lists = ("allowed_signing_algs", "allowed_encryption_algs", "allowed_encryption_encs")
+    for field in lists:
+        if not all(_JOSE_NAME.match(v) for v in getattr(s, field)):
+            bad(field, "expected a comma-separated list of JOSE algorithm names")
+    # OpenID Connect Discovery 1.0 §3, id_token_signing_alg_values_supported: "The algorithm
+    # RS256 MUST be included"; it is also the default id_token_signed_response_alg.
+    if DEFAULT_ID_TOKEN_ALG not in s.allowed_signing_algs:
+        bad("allowed_signing_algs", f"must include {DEFAULT_ID_TOKEN_ALG} (the OIDC default)")
+    for field in lists[1:]:
+        if "none" in getattr(s, field):
+            bad(field, "'none' is not a JWE algorithm; an empty list turns encryption off")
+    # OIDC Registration §2: a client that sends an *_encrypted_*_alg without its enc gets
+    # A128CBC-HS256, so it must be supported whenever encryption is.
+    if s.allowed_encryption_algs and DEFAULT_ENC not in s.allowed_encryption_encs:
+        bad("allowed_encryption_encs", f"must include {DEFAULT_ENC} (the OIDC default enc)")
+    unknown = sorted(set(s.allowed_subject_types) - SUBJECT_TYPES)
+    if unknown or not s.allowed_subject_types:
+        bad("allowed_subject_types", f"expected a non-empty list of public, pairwise: {unknown}")

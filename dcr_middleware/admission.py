@@ -17,6 +17,7 @@ from ._http import check_content_type, check_declared_length
 from .errors import RateLimitedError
 from .ratelimit import Limit, RateDecision, parse_rate_limits, rate_limit_headers
 from .settings import Settings
+from .software_statement import SoftwareStatements
 from .tokens import Grant, TokenPolicy
 
 logger = logging.getLogger("dcr_middleware")
@@ -62,6 +63,8 @@ class Admission:
         self.token_required = bool(self.static_tokens) or settings.require_initial_access_token
         self.issuer = settings.issuer.rstrip("/") if settings.issuer else None
         self.path = settings.path
+        # The software-statement key set is read and parsed here, never per request.
+        self.statements = SoftwareStatements.from_settings(settings)
 
     def check_head(self, head: RequestHead) -> None:
         """``415`` / ``413`` / ``400`` decided from the headers alone."""

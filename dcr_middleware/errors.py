@@ -46,6 +46,18 @@ class InvalidRedirectURIError(InvalidClientMetadataError):
     error = "invalid_redirect_uri"
 
 
+class InvalidSoftwareStatementError(DCRError):
+    """RFC 7591 §3.2.2: the software statement presented is invalid (signature, time, form)."""
+
+    error = "invalid_software_statement"
+
+
+class UnapprovedSoftwareStatementError(DCRError):
+    """RFC 7591 §3.2.2: the software statement is not approved for use by this server."""
+
+    error = "unapproved_software_statement"
+
+
 class InvalidRequestError(DCRError):
     """The HTTP request itself is malformed (RFC 6749 ``invalid_request``)."""
 

@@ -29,6 +29,7 @@ from .errors import InvalidClientMetadataError, InvalidRequestError, InvalidToke
 from .metadata import validate_client_metadata
 from .registration import parse_json_object
 from .settings import Settings
+from .software_statement import SoftwareStatements
 from .tokens import TokenPolicy
 
 METHODS = ("GET", "PUT", "DELETE")
@@ -102,6 +103,7 @@ def prepare_update(
     presented_token: str,
     now: int,
     token: TokenFactory,
+    statements: SoftwareStatements | None = None,
 ) -> Update:
     """Validate a ``PUT`` body and build the replacement (RFC 7592 §2.2).
 
@@ -125,7 +127,13 @@ def prepare_update(
     if current.token_policy is not None:
         # The client registered under an initial access token's policy: updates stay within it.
         settings = TokenPolicy.from_json(current.token_policy).apply(settings)
-    metadata = validate_client_metadata(raw, settings)
+    if statements is None:
+        statements = SoftwareStatements.from_settings(settings)
+    # The statement already stored is trusted as is; a new one is verified like at registration.
+    admitted = statements.admit(raw, now, stored=current.metadata.get("software_statement"))
+    metadata = validate_client_metadata(admitted.raw, settings)
+    if admitted.statement is not None:
+        metadata["software_statement"] = admitted.statement
     method = metadata["token_endpoint_auth_method"]
     secret_hash, expires_at, shown = None, 0, None
     keep = current.client_secret_hash is not None and not current.secret_expired(now)

@@ -83,6 +83,7 @@ class ManagementService:
                     presented_token=token,
                     now=int(time.time()),
                     token=secrets.token_urlsafe,
+                    statements=self.admission.statements,
                 )
                 self.store.replace(client_id, loaded[1], update.client)
                 response = _updated(update, uri)
@@ -126,6 +127,7 @@ class AsyncManagementService:
                     presented_token=token,
                     now=int(time.time()),
                     token=secrets.token_urlsafe,
+                    statements=self.admission.statements,
                 )
                 await self.store.replace(client_id, loaded[1], update.client)
                 response = _updated(update, uri)

@@ -4,18 +4,23 @@
 server :class:`~dcr_middleware.settings.Settings`, and returns the metadata to register: every
 known field type-checked, defaults applied and then checked against the allowed lists, unknown
 fields dropped (RFC 7591 §2: "The authorization server MUST ignore any client metadata sent by
-the client that it does not understand"), language-tagged fields (§2.2) kept unmodified.
+the client that it does not understand"), language-tagged fields (§2.2) kept unmodified. The
+OpenID Connect Registration 1.0 fields are checked by :mod:`dcr_middleware.oidc`, last.
 """
 
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, ClassVar
 
 from authlib.oauth2.rfc7591 import ClientMetadataClaims
 from joserfc.errors import JoseError
 
-from . import _flows, _uris
+from . import _flows, _uris, oidc
+from ._values import fail as _fail
+from ._values import shown as _shown
+from ._values import string as _string
+from ._values import string_list as _string_list
 from .errors import InvalidClientMetadataError, InvalidRedirectURIError
 from .settings import Settings
 
@@ -42,32 +47,11 @@ def validate_client_metadata(raw: dict[str, Any], settings: Settings) -> dict[st
     return claims.registered()
 
 
-def _fail(field: str, problem: str) -> InvalidClientMetadataError:
-    # Field names can be client-supplied (language-tagged keys): keep the description short.
-    return InvalidClientMetadataError(f"{field[:120]}: {problem}")
-
-
-def _string(value: Any, field: str) -> str:
-    if not isinstance(value, str) or not value:
-        raise _fail(field, "must be a non-empty string")
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise _fail(field, "must be valid Unicode text") from None
-    return value
-
-
-def _string_list(value: Any, field: str) -> list[str]:
-    if not isinstance(value, list):
-        raise _fail(field, "must be an array of strings")
-    items = [_string(item, field) for item in value]
-    if len(set(items)) != len(items):
-        raise _fail(field, "must not repeat values")
-    return items
-
-
 class ClientMetadata(ClientMetadataClaims):  # type: ignore[misc]
     """Authlib's ``ClientMetadataClaims`` with types, URI rules, defaults and policy enforced."""
+
+    # RFC 7591 §2 fields, then the OpenID Connect ones (:mod:`dcr_middleware.oidc`).
+    REGISTERED_CLAIMS: ClassVar[list[str]] = [*ClientMetadataClaims.REGISTERED_CLAIMS, *oidc.CLAIMS]
 
     def __init__(self, raw: dict[str, Any], settings: Settings) -> None:
         # A JSON null is treated as an omitted field (as RFC 7592 §2.2 does for updates).
@@ -90,6 +74,8 @@ class ClientMetadata(ClientMetadataClaims):  # type: ignore[misc]
         self.validate_contacts()
         self.validate_jwks_uri()
         self.validate_jwks()
+        # OpenID Connect Registration 1.0 §2 fields, checked against the RFC 7591 result above.
+        self.update(oidc.validate_oidc_metadata(self, self.settings))
         self._validate_localized()
 
     def _check_sizes(self) -> None:
@@ -262,11 +248,6 @@ class ClientMetadata(ClientMetadataClaims):  # type: ignore[misc]
                     f"{_shown(value)}{how} is not allowed by this server; "
                     f"allowed: {', '.join(allowed)}",
                 )
-
-
-def _shown(value: str, limit: int = 120) -> str:
-    """Quote a client-supplied value for an error description, cut to a readable length."""
-    return repr(value if len(value) <= limit else value[:limit] + "...")
 
 
 def _language_tagged(key: str) -> bool:

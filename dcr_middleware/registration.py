@@ -23,6 +23,7 @@ from .credentials import (
 from .errors import InvalidClientMetadataError
 from .metadata import validate_client_metadata
 from .settings import Settings
+from .software_statement import SoftwareStatements
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,13 +87,21 @@ def prepare_registration(
     token: TokenFactory,
     endpoint_url: str = "http://localhost/register",
     token_policy: str | None = None,
+    statements: SoftwareStatements | None = None,
 ) -> NewClient:
     """Validate a registration request body and issue the client's credentials.
 
     ``endpoint_url`` is the absolute URL of the registration endpoint; the client's
-    ``registration_client_uri`` (RFC 7592 §3) is ``endpoint_url/{client_id}``.
+    ``registration_client_uri`` (RFC 7592 §3) is ``endpoint_url/{client_id}``. ``statements``
+    is the software-statement policy built once by the service (else built from ``settings``).
     """
-    metadata = validate_client_metadata(parse_json_object(body), settings)
+    if statements is None:
+        statements = SoftwareStatements.from_settings(settings)
+    admitted = statements.admit(parse_json_object(body), now)
+    metadata = validate_client_metadata(admitted.raw, settings)
+    if admitted.statement is not None:
+        # RFC 7591 §3.2.1: the statement's value "MUST be returned unmodified in the response".
+        metadata["software_statement"] = admitted.statement
     client_id = token(CLIENT_ID_BYTES)
     response: dict[str, Any] = {"client_id": client_id, "client_id_issued_at": now}
     method = metadata["token_endpoint_auth_method"]

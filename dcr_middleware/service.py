@@ -28,15 +28,18 @@ from .tokens import Grant, TokenPolicy, unknown_token
 logger = logging.getLogger("dcr_middleware")
 
 
-def _prepare(body: bytes, settings: Settings, endpoint_url: str, grant: Grant | None) -> NewClient:
+def _prepare(
+    body: bytes, settings: Settings, gate: Admission, head: RequestHead, grant: Grant | None
+) -> NewClient:
     policy = None if grant is None else grant.policy
     return prepare_registration(
         body,
         settings if policy is None else policy.apply(settings),
         now=int(time.time()),
         token=secrets.token_urlsafe,
-        endpoint_url=endpoint_url,
+        endpoint_url=gate.endpoint_url(head),
         token_policy=None if policy is None or policy == TokenPolicy() else policy.to_json(),
+        statements=gate.statements,
     )
 
 
@@ -88,7 +91,7 @@ class RegistrationService:
             if plan.limits:
                 decision = self.store.hit(plan.bucket, plan.limits)
                 gate.enforce(plan, decision)
-            new = _prepare(read_body(), self.settings, gate.endpoint_url(head), grant)
+            new = _prepare(read_body(), self.settings, gate, head, grant)
             if grant is not None and grant.minted and not backend.token_use(grant.digest):
                 raise unknown_token()
             self.store.create(new.client)
@@ -127,7 +130,7 @@ class AsyncRegistrationService:
             if plan.limits:
                 decision = await self.store.hit(plan.bucket, plan.limits)
                 gate.enforce(plan, decision)
-            new = _prepare(await read_body(), self.settings, gate.endpoint_url(head), grant)
+            new = _prepare(await read_body(), self.settings, gate, head, grant)
             if grant is not None and grant.minted and not await backend.token_use(grant.digest):
                 raise unknown_token()
             await self.store.create(new.client)

@@ -59,6 +59,27 @@ class Settings:
     token_rate_limit: str = "60/hour"  # noqa: S105 - a rate, not a secret
     cors_origins: tuple[str, ...] = ("*",)
     rotate_registration_access_token: bool = True
+    # RFC 7591 §2.3 software statements (dcr_middleware.software_statement).
+    software_statement_jwks: str | None = None
+    software_statement_algs: tuple[str, ...] = ("RS256", "PS256", "ES256", "EdDSA", "Ed25519")
+    software_statement_issuers: tuple[str, ...] = ()
+    software_statement_required: bool = False
+    # OpenID Connect Registration 1.0 §2 (dcr_middleware.oidc): what the server supports.
+    allowed_signing_algs: tuple[str, ...] = ("RS256", "ES256", "PS256", "EdDSA")
+    allowed_encryption_algs: tuple[str, ...] = (
+        "RSA-OAEP",
+        "RSA-OAEP-256",
+        "ECDH-ES",
+        "ECDH-ES+A128KW",
+        "ECDH-ES+A256KW",
+    )
+    allowed_encryption_encs: tuple[str, ...] = (
+        "A128CBC-HS256",
+        "A256CBC-HS512",
+        "A128GCM",
+        "A256GCM",
+    )
+    allowed_subject_types: tuple[str, ...] = ("public",)
 
     def __post_init__(self) -> None:
         problems = _checks.check_types(self, _HINTS)
@@ -108,6 +129,9 @@ class Settings:
                 value = mask_url(value)
             elif f.name == "initial_access_tokens":
                 value = tuple(t if t.startswith("sha256:") else "***" for t in value)
+            elif f.name == "software_statement_jwks" and value is not None:
+                # An inline JWKS is long (and may hold an HS* shared secret): show a marker.
+                value = "<inline JWKS>" if value.lstrip().startswith("{") else value
             parts.append(f"{f.name}={value!r}")
         return f"Settings({', '.join(parts)})"
 

@@ -16,10 +16,13 @@ PURE_MODULES = [
     "errors",
     "_uris",
     "_flows",
+    "_values",
+    "oidc",
     "metadata",
     "credentials",
     "client",
     "registration",
+    "software_statement",
     "_http",
 ]
 

@@ -10,6 +10,12 @@ import pytest
 from dcr_middleware.errors import ConfigurationError
 from dcr_middleware.settings import Settings
 
+# A public P-256 key (the one of tests/adapters/cases.py), for the software-statement samples.
+SAMPLE_JWKS = (
+    '{"keys": [{"kty": "EC", "crv": "P-256", '
+    '"x": "-aBYeYCbvxb9qMnOR2rrzLA7e-ZQy9jHdZ04S-ZizIw", '
+    '"y": "NtK6K4-QgwpOqre9Mr0vFZB-EeDNT39bAvJBvNzv2pQ"}]}'
+)
 # One raw value per field, and what it must parse to. A new Settings field without an entry here
 # (or without a parser that produces the expected value) fails the tests below.
 SAMPLES: dict[str, tuple[str, Any]] = {
@@ -57,9 +63,25 @@ SAMPLES: dict[str, tuple[str, Any]] = {
         ),
     ),
     "rotate_registration_access_token": ("false", False),
+    "software_statement_jwks": (SAMPLE_JWKS, SAMPLE_JWKS),
+    "software_statement_algs": ("ES256, EdDSA", ("ES256", "EdDSA")),
+    "software_statement_issuers": (
+        "https://statements.example.com",
+        ("https://statements.example.com",),
+    ),
+    "software_statement_required": ("true", True),
+    "allowed_signing_algs": ("RS256, ES384", ("RS256", "ES384")),
+    "allowed_encryption_algs": ("RSA-OAEP-256", ("RSA-OAEP-256",)),
+    "allowed_encryption_encs": ("A128CBC-HS256,A256GCM", ("A128CBC-HS256", "A256GCM")),
+    "allowed_subject_types": ("public, pairwise", ("public", "pairwise")),
 }
 
 FIELDS = [f.name for f in dataclasses.fields(Settings)]
+# Variables a sample cannot be valid without (a setting that only means something with another).
+NEEDS: dict[str, dict[str, str]] = {
+    "software_statement_issuers": {"DCR_SOFTWARE_STATEMENT_JWKS": SAMPLE_JWKS},
+    "software_statement_required": {"DCR_SOFTWARE_STATEMENT_JWKS": SAMPLE_JWKS},
+}
 
 
 def env_var(field_name: str) -> str:
@@ -105,7 +127,7 @@ def test_settings_every_field_has_a_sample() -> None:
 @pytest.mark.parametrize("field_name", FIELDS)
 def test_settings_from_env_parses_field_by_mechanical_name(field_name: str) -> None:
     raw, expected = SAMPLES[field_name]
-    settings = Settings.from_env({env_var(field_name): raw})
+    settings = Settings.from_env({env_var(field_name): raw, **NEEDS.get(field_name, {})})
     assert getattr(settings, field_name) == expected
     assert getattr(settings, field_name) != getattr(Settings(), field_name)
 
