@@ -9,7 +9,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Union, get_args, get_origin
 from urllib.parse import urlsplit
 
-from . import client_ip, ratelimit, software_statement
+from . import _statement_keys, client_ip, ratelimit
 from ._flows import default_response_types
 from .oidc import DEFAULT_ENC, DEFAULT_ID_TOKEN_ALG, SUBJECT_TYPES
 
@@ -97,7 +97,7 @@ def check_values(s: Settings) -> list[str]:
     _check_flows(bad, s)
     _check_scopes(bad, s)
     _check_redirect_hosts(bad, s)
-    for field, message in software_statement.settings_problems(s):
+    for field, message in _statement_keys.settings_problems(s):
         bad(field, message)
     _check_oidc(bad, s)
     if s.client_secret_ttl < 0:

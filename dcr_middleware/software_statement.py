@@ -21,10 +21,8 @@ feature"). With keys, :meth:`SoftwareStatements.admit`:
 from __future__ import annotations
 
 import base64
-import json
 import re
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from joserfc import jws
@@ -33,6 +31,7 @@ from joserfc.jwa import JWSAlgModel
 from joserfc.jwk import Key, KeySet
 from joserfc.jwt import JWTClaimsRegistry
 
+from ._statement_keys import load_key_set, strict_object
 from .errors import InvalidSoftwareStatementError, UnapprovedSoftwareStatementError
 
 if TYPE_CHECKING:
@@ -43,9 +42,6 @@ DEFAULT_ALGS = ("RS256", "PS256", "ES256", "EdDSA", "Ed25519")
 #: Clock-skew allowance for ``exp``/``nbf``/``iat``, in seconds (RFC 7519 §4.1.4: "some small
 #: leeway, usually no more than a few minutes").
 LEEWAY = 60
-SYMMETRIC_ALGS = frozenset({"HS256", "HS384", "HS512"})
-_PRIVATE_MEMBERS = frozenset({"d", "p", "q", "dp", "dq", "qi", "oth"})
-_ASYMMETRIC_KTY = frozenset({"RSA", "EC", "OKP"})
 _SEGMENT = re.compile(r"^[A-Za-z0-9_-]+\Z")
 # JWT claims about the statement itself, and fields only the server sets: never client metadata.
 _NOT_METADATA = frozenset(
@@ -70,91 +66,6 @@ _NOT_METADATA = frozenset(
 
 def _invalid(problem: str) -> InvalidSoftwareStatementError:
     return InvalidSoftwareStatementError(f"software_statement: {problem}")
-
-
-def _strict_object(text: bytes | str, what: str) -> dict[str, Any]:
-    def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
-        if len({k for k, _ in items}) != len(items):
-            raise ValueError("repeated member")
-        return dict(items)
-
-    def constant(name: str) -> None:
-        raise ValueError(f"{name} is not JSON")
-
-    try:
-        value = json.loads(text, object_pairs_hook=pairs, parse_constant=constant)
-    except (ValueError, RecursionError):
-        raise ValueError(f"{what} is not valid JSON") from None
-    if not isinstance(value, dict):
-        raise ValueError(f"{what} is not a JSON object")
-    return value
-
-
-def load_key_set(raw: str, algs: tuple[str, ...]) -> KeySet:
-    """Parse ``DCR_SOFTWARE_STATEMENT_JWKS`` (inline JSON, else a file path) into a key set.
-
-    Asymmetric keys must be public; ``oct`` (shared secret) keys are accepted only when an
-    ``HS*`` algorithm is allowed. Raises ``ValueError`` with an operator-readable message.
-    """
-    text = raw.strip()
-    if not text.startswith("{"):
-        try:
-            text = Path(text).read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ValueError(f"cannot read the JWKS file {raw.strip()!r}: {exc}") from None
-    data = _strict_object(text, "the JWKS")
-    keys = data.get("keys")
-    if not isinstance(keys, list) or not keys or not all(isinstance(k, dict) for k in keys):
-        raise ValueError("expected a JWK Set with a non-empty 'keys' array")
-    symmetric_ok = bool(SYMMETRIC_ALGS & set(algs))
-    for key in keys:
-        kty = key.get("kty")
-        if kty in _ASYMMETRIC_KTY:
-            if _PRIVATE_MEMBERS & key.keys():
-                raise ValueError("contains a private key; configure public keys only")
-        elif kty == "oct":
-            if not symmetric_ok:
-                raise ValueError(
-                    "contains a shared-secret (oct) key but DCR_SOFTWARE_STATEMENT_ALGS lists no "
-                    "HS256/HS384/HS512 algorithm"
-                )
-        else:
-            raise ValueError(f"unsupported key type {str(kty)[:20]!r}; expected RSA, EC or OKP")
-    try:
-        key_set = KeySet.import_key_set(data)  # type: ignore[arg-type]
-    except (JoseError, ValueError, TypeError, KeyError) as exc:
-        raise ValueError(f"not a valid JWK Set: {exc}") from None
-    if len(key_set.keys) != len(keys):
-        raise ValueError("not every key of the JWK Set could be imported")
-    if symmetric_ok and not any(k.key_type == "oct" for k in key_set.keys):
-        raise ValueError("an HS* algorithm is allowed but the JWKS holds no oct key to verify it")
-    return key_set
-
-
-def settings_problems(s: Settings) -> list[tuple[str, str]]:
-    """``(field, message)`` for each invalid software-statement setting."""
-    problems: list[tuple[str, str]] = []
-    known = set(jws.JWSRegistry.algorithms) - {"none"}
-    if "none" in s.software_statement_algs:
-        problems.append(("software_statement_algs", "'none' can never be accepted"))
-    unknown = sorted(set(s.software_statement_algs) - known - {"none"})
-    if unknown:
-        problems.append(("software_statement_algs", f"unknown algorithms {unknown}"))
-    if not s.software_statement_algs:
-        problems.append(("software_statement_algs", "at least one algorithm is needed"))
-    if s.software_statement_jwks is None:
-        for field, value in (
-            ("software_statement_required", s.software_statement_required),
-            ("software_statement_issuers", s.software_statement_issuers),
-        ):
-            if value:
-                problems.append((field, "needs DCR_SOFTWARE_STATEMENT_JWKS to verify statements"))
-    elif not problems:  # the key set is checked against valid algorithms only
-        try:
-            load_key_set(s.software_statement_jwks, s.software_statement_algs)
-        except ValueError as exc:
-            problems.append(("software_statement_jwks", str(exc)))
-    return problems
 
 
 class _AllowlistRegistry(jws.JWSRegistry):
@@ -245,7 +156,7 @@ class SoftwareStatements:
         if not isinstance(statement, str):
             raise _invalid("must be a string (a JWS in compact serialization)")
         try:
-            header = _strict_object(_b64(_segments(statement)[0]), "the JWS header")
+            header = strict_object(_b64(_segments(statement)[0]), "the JWS header")
         except ValueError as exc:
             raise _invalid(str(exc)) from None
         alg = header.get("alg")
@@ -256,7 +167,7 @@ class SoftwareStatements:
             raise _invalid("unencoded payloads (RFC 7797 b64) are not accepted")
         payload = self._verified_payload(statement, header, alg)
         try:
-            claims = _strict_object(payload, "the payload")
+            claims = strict_object(payload, "the payload")
         except ValueError as exc:
             raise _invalid(str(exc)) from None
         self._check_claims(claims, now)
@@ -318,7 +229,7 @@ def _segments(statement: str) -> list[str]:
 def _stored_claims(stored: str) -> dict[str, Any]:
     # Verified when it was registered; only its payload is read again.
     try:
-        return _strict_object(_b64(_segments(stored)[1]), "the payload")
+        return strict_object(_b64(_segments(stored)[1]), "the payload")
     except ValueError as exc:
         raise _invalid(str(exc)) from None
 

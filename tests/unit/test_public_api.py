@@ -23,6 +23,7 @@ PURE_MODULES = [
     "client",
     "registration",
     "software_statement",
+    "_statement_keys",
     "_http",
 ]
 

@@ -22,6 +22,7 @@ from joserfc.jwk import ECKey, Key, OctKey, OKPKey, RSAKey
 from joserfc.jws import JWSRegistry
 
 from dcr_middleware import software_statement as ss
+from dcr_middleware._statement_keys import SYMMETRIC_ALGS
 from dcr_middleware.admission import Admission
 from dcr_middleware.errors import (
     ConfigurationError,
@@ -481,7 +482,7 @@ def test_software_statement_settings_repr_hides_inline_jwks() -> None:
 
 
 def test_software_statement_settings_defaults_are_asymmetric() -> None:
-    assert set(Settings().software_statement_algs).isdisjoint({"none", *ss.SYMMETRIC_ALGS})
+    assert set(Settings().software_statement_algs).isdisjoint({"none", *SYMMETRIC_ALGS})
     assert not SoftwareStatements.from_settings(Settings()).enabled
 
 
