@@ -3,6 +3,7 @@ once, at startup. The per-request verification is in :mod:`dcr_middleware.softwa
 
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -39,11 +40,14 @@ def strict_object(text: bytes | str, what: str) -> dict[str, Any]:
     return value
 
 
+@functools.lru_cache(maxsize=8)
 def load_key_set(raw: str, algs: tuple[str, ...]) -> KeySet:
     """Parse ``DCR_SOFTWARE_STATEMENT_JWKS`` (inline JSON, else a file path) into a key set.
 
     Asymmetric keys must be public; ``oct`` (shared secret) keys are accepted only when an
     ``HS*`` algorithm is allowed. Raises ``ValueError`` with an operator-readable message.
+    Cached: every ``Settings`` built from the same values (``dataclasses.replace`` for a token
+    policy, on the request path) reuses the parsed set instead of reading the file again.
     """
     text = raw.strip()
     if not text.startswith("{"):

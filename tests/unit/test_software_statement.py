@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import dataclasses
 import hashlib
 import hmac
 import json
@@ -488,3 +489,14 @@ def test_software_statement_settings_defaults_are_asymmetric() -> None:
 
 def test_software_statement_settings_default_matches_module_default() -> None:
     assert Settings().software_statement_algs == ss.DEFAULT_ALGS
+
+
+def test_software_statement_jwks_file_not_read_again_for_derived_settings(tmp_path: Path) -> None:
+    # A token policy derives Settings per request (dataclasses.replace re-validates them): the
+    # key set must come from the cache, not from the file again.
+    path = tmp_path / "jwks-cached.json"
+    path.write_text(JWKS)
+    settings = Settings(software_statement_jwks=str(path))
+    path.unlink()
+    derived = dataclasses.replace(settings, allowed_scopes=("read",))
+    assert derived.software_statement_jwks == str(path)
