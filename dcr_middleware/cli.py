@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from . import cli_tokens
+from . import cli_check, cli_clients, cli_tokens
 from .errors import ConfigurationError
 
 
@@ -45,6 +45,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--log-level", default="info", help="uvicorn log level (info)")
     serve.set_defaults(handler=_serve)
     cli_tokens.add_parser(commands)
+    cli_clients.add_parser(commands)
+    cli_check.add_parser(commands)
     return parser
 
 
@@ -53,5 +55,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "tokens":
         return cli_tokens.run(args)
+    if args.command == "clients":
+        return cli_clients.run(args)
     code: int = args.handler(args)
     return code

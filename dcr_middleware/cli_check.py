@@ -1,0 +1,124 @@
+"""``dcr-middleware check``: validate the configuration and look at the Redis it names.
+
+Exit status: 0 when usable (warnings allowed), 1 when Redis cannot be reached, 2 when the
+configuration is invalid.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from .errors import ConfigurationError
+from .settings import Settings, mask_url
+
+EMBEDDED_NOTE = (
+    "embedded store (DCR_REDIS_URL unset): clients live in the server process, for one process "
+    "only, and are lost when it stops"
+)
+
+
+def _config_value(client: Any, name: str) -> str:
+    reply = client.config_get(name)
+    return str(reply.get(name, ""))
+
+
+def _inspect_redis(settings: Settings, redis_url: str, report: dict[str, Any]) -> int:
+    import redis
+    from redis.exceptions import RedisError, ResponseError
+
+    from .storage.redis import connection_options
+
+    url = mask_url(redis_url)
+    report["redis_url"] = url
+    try:
+        client = redis.Redis.from_url(redis_url, **connection_options(settings))
+    except ValueError as exc:
+        report["error"] = f"DCR_REDIS_URL: {exc}"
+        return 2
+    try:
+        client.ping()
+        try:
+            report["redis_version"] = str(client.info("server").get("redis_version", ""))
+        except ResponseError:  # INFO refused by an ACL
+            report["redis_version"] = None
+        try:
+            policy = _config_value(client, "maxmemory-policy")
+            save = _config_value(client, "save")
+            appendonly = _config_value(client, "appendonly")
+        except ResponseError as exc:  # CONFIG refused by an ACL, or renamed by a managed Redis
+            report["warnings"].append(
+                f"cannot read the Redis configuration (CONFIG GET refused: {exc}); check by hand "
+                "that maxmemory-policy is noeviction and that persistence is on"
+            )
+            return 0
+    except RedisError as exc:
+        report["error"] = f"cannot reach Redis at {url}: {type(exc).__name__}: {exc}"
+        return 1
+    finally:
+        client.close()
+    report.update(maxmemory_policy=policy, save=save, appendonly=appendonly)
+    if policy != "noeviction":
+        report["warnings"].append(
+            f"maxmemory-policy is {policy}: when Redis reaches maxmemory it can evict registered "
+            "clients; set maxmemory-policy noeviction"
+        )
+    if not save.strip() and appendonly != "yes":
+        report["warnings"].append(
+            "persistence is off (no RDB save points, appendonly no): a Redis restart loses "
+            "every registered client; enable appendonly or save"
+        )
+    return 0
+
+
+def check(args: argparse.Namespace) -> int:
+    """Validate the ``DCR_*`` settings and, with ``DCR_REDIS_URL``, the Redis server."""
+    report: dict[str, Any] = {"ok": False, "warnings": []}
+    try:
+        settings = Settings.from_env()
+    except ConfigurationError as exc:
+        report.update(error="invalid configuration", problems=list(exc.problems))
+        _print(args, report, str(exc))
+        return 2
+    report["key_prefix"] = settings.key_prefix
+    if settings.redis_url is None:
+        report["store"] = "embedded"
+        code = 0
+    else:
+        report["store"] = "redis"
+        code = _inspect_redis(settings, settings.redis_url, report)
+    report["ok"] = code == 0
+    _print(args, report, report.get("error"))
+    return code
+
+
+def _print(args: argparse.Namespace, report: dict[str, Any], error: str | None) -> None:
+    if args.json:
+        print(json.dumps(report))
+        return
+    if error is not None:
+        sys.stderr.write(f"{error}\n")
+        return
+    print("configuration: ok")
+    if report["store"] == "embedded":
+        print(f"store: {EMBEDDED_NOTE}")
+    else:
+        version = report.get("redis_version")
+        print(f"store: Redis at {report['redis_url']}" + (f" (Redis {version})" if version else ""))
+        print(f"key prefix: {report['key_prefix']}")
+        if "maxmemory_policy" in report:
+            print(f"maxmemory-policy: {report['maxmemory_policy']}")
+            print(f"persistence: appendonly {report['appendonly']}, save {report['save']!r}")
+    for warning in report["warnings"]:
+        print(f"WARNING: {warning}")
+
+
+def add_parser(commands: Any) -> None:
+    """Register ``check`` on the main parser's subcommands."""
+    parser = commands.add_parser(
+        "check", help="validate the configuration and check the Redis it names"
+    )
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.set_defaults(handler=check)

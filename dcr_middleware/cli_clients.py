@@ -1,0 +1,227 @@
+"""``dcr-middleware clients ...``: list, show and delete registered clients in Redis.
+
+Secrets never leave the store through these commands: neither the plaintext ``client_secret``
+kept for ``client_secret_jwt`` clients nor the digests of secrets and registration access tokens.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from redis.exceptions import RedisError
+
+from .client import RegisteredClient
+from .errors import ConfigurationError, ConflictError, StorageError
+from .settings import Settings
+from .storage.base import client_key
+from .storage.redis import RedisBackend, _storage_error
+from .store import ClientStore
+
+# Keys fetched per round trip while listing.
+_BATCH = 500
+
+
+def _backend(settings: Settings) -> RedisBackend:
+    if settings.redis_url is None:
+        raise ConfigurationError(
+            [
+                "DCR_REDIS_URL: registered clients are read from Redis; set it to the "
+                "middleware's Redis (the embedded store lives inside the server process)"
+            ]
+        )
+    return RedisBackend(settings)
+
+
+def _store(settings: Settings) -> ClientStore:
+    return ClientStore(settings, backend=_backend(settings))
+
+
+def _glob_escape(text: str) -> str:
+    return "".join("\\" + c if c in "*?[]\\" else c for c in text)
+
+
+def _batches(keys: Iterator[Any], size: int) -> Iterator[list[str]]:
+    batch: list[str] = []
+    for key in keys:
+        batch.append(str(key))
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _records(backend: RedisBackend) -> Iterator[str]:
+    """Every stored client record (SCAN over ``<prefix>:client:{*}``, GETs in batches).
+
+    On a terminal, standard error shows how many were read so far (``read 2500 clients...``).
+    """
+    pattern = client_key(_glob_escape(backend.prefix), "*")
+    progress = sys.stderr.isatty()
+    seen = 0
+    try:
+        for batch in _batches(backend.client.scan_iter(match=pattern, count=_BATCH), _BATCH):
+            with backend.client.pipeline(transaction=False) as pipe:
+                for key in batch:
+                    pipe.get(key)
+                values = pipe.execute()
+            # A key deleted since SCAN saw it reads as None.
+            yield from (str(v) for v in values if v is not None)
+            seen += len(batch)
+            if progress:
+                sys.stderr.write(f"\rread {seen} clients...")
+                sys.stderr.flush()
+    except RedisError as exc:
+        raise _storage_error(exc) from exc
+    finally:
+        if progress and seen:
+            sys.stderr.write("\r\033[K")
+            sys.stderr.flush()
+
+
+def _summary(client: RegisteredClient) -> dict[str, Any]:
+    return {
+        "client_id": client.client_id,
+        "client_name": client.metadata.get("client_name"),
+        "software_id": client.metadata.get("software_id"),
+        "token_endpoint_auth_method": client.token_endpoint_auth_method,
+        "client_id_issued_at": client.client_id_issued_at,
+    }
+
+
+def _details(client: RegisteredClient) -> dict[str, Any]:
+    """A client as the operator may see it: no secret, no digest of one."""
+    return {
+        "client_id": client.client_id,
+        "client_id_issued_at": client.client_id_issued_at,
+        "client_secret_expires_at": client.client_secret_expires_at,
+        "counted": client.counted,
+        "token_policy": json.loads(client.token_policy) if client.token_policy else None,
+        "metadata": client.metadata,
+    }
+
+
+def _when(epoch: int) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%SZ", time.gmtime(epoch))
+
+
+def _matches(client: RegisteredClient, args: argparse.Namespace) -> bool:
+    if args.software_id is not None and client.metadata.get("software_id") != args.software_id:
+        return False
+    if args.name is not None:
+        name = client.metadata.get("client_name")
+        return isinstance(name, str) and args.name.casefold() in name.casefold()
+    return True
+
+
+def list_clients(args: argparse.Namespace, settings: Settings) -> int:
+    """List registered clients, oldest first (never secrets)."""
+    if args.limit is not None and args.limit < 1:
+        sys.stderr.write("--limit must be at least 1\n")
+        return 2
+    backend = _backend(settings)
+    try:
+        found = [RegisteredClient.from_record(r) for r in _records(backend)]
+    finally:
+        backend.close()
+    chosen = sorted(
+        (c for c in found if _matches(c, args)),
+        key=lambda c: (c.client_id_issued_at, c.client_id),
+    )
+    rows = [_summary(c) for c in chosen[: args.limit]]
+    if args.json:
+        print(json.dumps(rows))
+        return 0
+    print(f"{'client_id':24}  {'issued':20}  {'auth method':19}  {'software_id':16}  client_name")
+    for row in rows:
+        print(
+            f"{row['client_id']:24}  {_when(row['client_id_issued_at']):20}  "
+            f"{row['token_endpoint_auth_method']:19}  {row['software_id'] or '-':16}  "
+            f"{row['client_name'] or '-'}"
+        )
+    if len(chosen) > len(rows):
+        sys.stderr.write(f"showing {len(rows)} of {len(chosen)} clients (--limit)\n")
+    return 0
+
+
+def show(args: argparse.Namespace, settings: Settings) -> int:
+    """Show one client's stored metadata (never secrets)."""
+    store = _store(settings)
+    try:
+        client = store.get(args.client_id)
+    finally:
+        store.close()
+    if client is None:
+        sys.stderr.write(f"no client {args.client_id!r}\n")
+        return 1
+    details = _details(client)
+    if args.json:
+        print(json.dumps(details))
+        return 0
+    expires = details["client_secret_expires_at"]
+    print(f"client_id: {client.client_id}")
+    issued = client.client_id_issued_at
+    print(f"client_id_issued_at: {issued} ({_when(issued)})")
+    print(f"client_secret_expires_at: {expires} ({_when(expires) if expires else 'never'})")
+    print(f"counted: {json.dumps(details['counted'])}")
+    print(f"token_policy: {json.dumps(details['token_policy'])}")
+    for name, value in client.metadata.items():
+        print(f"{name}: {json.dumps(value)}")
+    return 0
+
+
+def delete(args: argparse.Namespace, settings: Settings) -> int:
+    """Delete a client (compare-and-set), giving back its DCR_MAX_CLIENTS place if it held one."""
+    store = _store(settings)
+    try:
+        loaded = store.load(args.client_id)
+        if loaded is None:
+            sys.stderr.write(f"no client {args.client_id!r}\n")
+            return 1
+        try:
+            store.replace(args.client_id, loaded[1], None)
+        except ConflictError:
+            sys.stderr.write(f"client {args.client_id!r} changed meanwhile; run delete again\n")
+            return 1
+    finally:
+        store.close()
+    sys.stderr.write(f"deleted {args.client_id}\n")
+    return 0
+
+
+def add_parser(commands: Any) -> None:
+    """Register ``clients list|show|delete`` on the main parser's subcommands."""
+    parser = commands.add_parser("clients", help="list, show and delete registered clients")
+    sub = parser.add_subparsers(dest="clients_command", required=True)
+    listing = sub.add_parser("list", help="list registered clients, oldest first")
+    listing.add_argument("--limit", type=int, help="show at most N clients (the oldest)")
+    listing.add_argument("--name", help="only clients whose client_name contains this text")
+    listing.add_argument("--software-id", help="only clients with this software_id")
+    listing.add_argument("--json", action="store_true", help="print JSON")
+    listing.set_defaults(handler=list_clients)
+    showing = sub.add_parser("show", help="show one client's metadata (no secrets)")
+    showing.add_argument("client_id", help="the client_id")
+    showing.add_argument("--json", action="store_true", help="print JSON")
+    showing.set_defaults(handler=show)
+    drop = sub.add_parser("delete", help="delete a client")
+    drop.add_argument("client_id", help="the client_id")
+    drop.set_defaults(handler=delete)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run a ``clients`` command with settings from the environment."""
+    try:
+        settings = Settings.from_env()
+        code: int = args.handler(args, settings)
+    except ConfigurationError as exc:
+        sys.stderr.write(f"{exc}\n")
+        return 2
+    except StorageError as exc:
+        sys.stderr.write(f"{exc.description}\n")
+        return 1
+    return code
