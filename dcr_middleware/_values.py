@@ -4,9 +4,13 @@ field."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .errors import InvalidClientMetadataError
+from . import _uris
+from .errors import InvalidClientMetadataError, InvalidRedirectURIError
+
+if TYPE_CHECKING:
+    from .settings import Settings
 
 
 def fail(field: str, problem: str) -> InvalidClientMetadataError:
@@ -39,3 +43,21 @@ def string_list(value: Any, field: str) -> list[str]:
 def shown(value: str, limit: int = 120) -> str:
     """Quote a client-supplied value for an error description, cut to a readable length."""
     return repr(value if len(value) <= limit else value[:limit] + "...")
+
+
+def redirect_uri_list(field: str, value: Any, settings: Settings) -> list[str]:
+    """An array of distinct URIs that each pass the redirect URI rules of :mod:`._uris`
+    (``redirect_uris``, ``post_logout_redirect_uris``); else ``invalid_redirect_uri``."""
+    if not isinstance(value, list) or not all(isinstance(u, str) for u in value):
+        raise InvalidRedirectURIError(f"{field}: must be an array of strings")
+    if len(set(value)) != len(value):
+        raise InvalidRedirectURIError(f"{field}: must not repeat values")
+    for uri in value:
+        problem = _uris.redirect_uri_problem(
+            uri,
+            allow_insecure=settings.allow_insecure_redirect_uris,
+            allowed_hosts=settings.allowed_redirect_hosts,
+        )
+        if problem:
+            raise InvalidRedirectURIError(f"{field}: {shown(uri)} {problem}")
+    return value

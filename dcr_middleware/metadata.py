@@ -18,6 +18,7 @@ from joserfc.errors import JoseError
 
 from . import _flows, _uris, oidc
 from ._values import fail as _fail
+from ._values import redirect_uri_list
 from ._values import shown as _shown
 from ._values import string as _string
 from ._values import string_list as _string_list
@@ -139,21 +140,9 @@ class ClientMetadata(ClientMetadataClaims):  # type: ignore[misc]
                     "redirect_uris: required for the authorization_code and implicit grants"
                 )
             return
-        value = self["redirect_uris"]
-        if not isinstance(value, list) or not all(isinstance(u, str) for u in value):
-            raise InvalidRedirectURIError("redirect_uris: must be an array of strings")
+        value = redirect_uri_list("redirect_uris", self["redirect_uris"], self.settings)
         if not value and _flows.needs_redirect_uris(self["grant_types"]):
             raise InvalidRedirectURIError("redirect_uris: must not be empty for redirect flows")
-        if len(set(value)) != len(value):
-            raise InvalidRedirectURIError("redirect_uris: must not repeat values")
-        for uri in value:
-            problem = _uris.redirect_uri_problem(
-                uri,
-                allow_insecure=self.settings.allow_insecure_redirect_uris,
-                allowed_hosts=self.settings.allowed_redirect_hosts,
-            )
-            if problem:
-                raise InvalidRedirectURIError(f"redirect_uris: {_shown(uri)} {problem}")
 
     def validate_token_endpoint_auth_method(self) -> None:
         """Defaults to ``client_secret_basic``; must be allowed and fit the grant types."""

@@ -29,7 +29,7 @@ from urllib.parse import urlsplit
 from authlib.oidc.registration import ClientMetadataClaims as AuthlibOIDCClaims
 
 from . import _uris
-from ._values import fail, shown, string, string_list
+from ._values import fail, redirect_uri_list, shown, string, string_list
 from .errors import InvalidClientMetadataError, InvalidRedirectURIError
 
 if TYPE_CHECKING:
@@ -121,20 +121,8 @@ class OIDCMetadata(AuthlibOIDCClaims):  # type: ignore[misc]
         if "post_logout_redirect_uris" not in self:
             return
         field = "post_logout_redirect_uris"
-        value = self[field]
-        if not isinstance(value, list) or not all(isinstance(u, str) for u in value):
-            raise InvalidRedirectURIError(f"{field}: must be an array of strings")
+        value = redirect_uri_list(field, self[field], self.settings)
         self._check_list_size(field, value, InvalidRedirectURIError)
-        if len(set(value)) != len(value):
-            raise InvalidRedirectURIError(f"{field}: must not repeat values")
-        for uri in value:
-            problem = _uris.redirect_uri_problem(
-                uri,
-                allow_insecure=self.settings.allow_insecure_redirect_uris,
-                allowed_hosts=self.settings.allowed_redirect_hosts,
-            )
-            if problem:
-                raise InvalidRedirectURIError(f"{field}: {shown(uri)} {problem}")
 
     def validate_application_type(self) -> None:
         """``web`` (the default) or ``native``, and the redirect URIs that type allows."""
