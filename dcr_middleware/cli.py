@@ -7,7 +7,8 @@ import sys
 from collections.abc import Sequence
 
 from . import cli_check, cli_clients, cli_tokens
-from .errors import ConfigurationError
+from .errors import ConfigurationError, StorageError
+from .settings import Settings
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -53,9 +54,22 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script."""
     args = build_parser().parse_args(argv)
-    if args.command == "tokens":
-        return cli_tokens.run(args)
-    if args.command == "clients":
-        return cli_clients.run(args)
+    if args.command in ("tokens", "clients"):
+        return _with_settings(args)
     code: int = args.handler(args)
+    return code
+
+
+def _with_settings(args: argparse.Namespace) -> int:
+    """Run an operations command (``tokens``, ``clients``) with settings from the environment:
+    exit 2 for bad settings, 1 when the store fails."""
+    try:
+        settings = Settings.from_env()
+        code: int = args.handler(args, settings)
+    except ConfigurationError as exc:
+        sys.stderr.write(f"{exc}\n")
+        return 2
+    except StorageError as exc:
+        sys.stderr.write(f"{exc.description}\n")
+        return 1
     return code

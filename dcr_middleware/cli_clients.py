@@ -16,10 +16,10 @@ from typing import Any
 from redis.exceptions import RedisError
 
 from .client import RegisteredClient
-from .errors import ConfigurationError, ConflictError, StorageError
+from .errors import ConfigurationError, ConflictError
 from .settings import Settings
 from .storage.base import client_key
-from .storage.redis import RedisBackend, _storage_error
+from .storage.redis import RedisBackend, storage_error
 from .store import ClientStore
 
 # Keys fetched per round trip while listing.
@@ -77,7 +77,7 @@ def _records(backend: RedisBackend) -> Iterator[str]:
                 sys.stderr.write(f"\rread {seen} clients...")
                 sys.stderr.flush()
     except RedisError as exc:
-        raise _storage_error(exc) from exc
+        raise storage_error(exc) from exc
     finally:
         if progress and seen:
             sys.stderr.write("\r\033[K")
@@ -211,17 +211,3 @@ def add_parser(commands: Any) -> None:
     drop = sub.add_parser("delete", help="delete a client")
     drop.add_argument("client_id", help="the client_id")
     drop.set_defaults(handler=delete)
-
-
-def run(args: argparse.Namespace) -> int:
-    """Run a ``clients`` command with settings from the environment."""
-    try:
-        settings = Settings.from_env()
-        code: int = args.handler(args, settings)
-    except ConfigurationError as exc:
-        sys.stderr.write(f"{exc}\n")
-        return 2
-    except StorageError as exc:
-        sys.stderr.write(f"{exc.description}\n")
-        return 1
-    return code

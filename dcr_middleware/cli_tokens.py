@@ -10,7 +10,7 @@ import time
 from typing import Any
 
 from . import _env, ratelimit, tokens
-from .errors import ConfigurationError, StorageError
+from .errors import ConfigurationError
 from .settings import Settings
 from .storage.base import SyncBackend
 
@@ -136,17 +136,3 @@ def add_parser(commands: Any) -> None:
     drop = sub.add_parser("revoke", help="revoke a token by its id")
     drop.add_argument("id", help="the token id shown by create/list")
     drop.set_defaults(handler=revoke)
-
-
-def run(args: argparse.Namespace) -> int:
-    """Run a ``tokens`` command with settings from the environment."""
-    try:
-        settings = Settings.from_env()
-        code: int = args.handler(args, settings)
-    except ConfigurationError as exc:
-        sys.stderr.write(f"{exc}\n")
-        return 2
-    except StorageError as exc:
-        sys.stderr.write(f"{exc.description}\n")
-        return 1
-    return code

@@ -69,7 +69,8 @@ def _url(settings: Settings) -> str:
     return settings.redis_url
 
 
-def _storage_error(exc: Exception) -> StorageError:
+def storage_error(exc: Exception) -> StorageError:
+    """Wrap a Redis exception (logged with its type, never returned to clients)."""
     # The exception text can name hosts but never the password; it is logged, not returned.
     logger.warning("redis error: %s: %s", type(exc).__name__, exc)
     return StorageError("the client store is unavailable; try again later")
@@ -99,14 +100,14 @@ class RedisBackend:
         try:
             return bool(self._create(keys=[client_key(self.prefix, client_id)], args=[record]))
         except RedisError as exc:
-            raise _storage_error(exc) from exc
+            raise storage_error(exc) from exc
 
     def get(self, client_id: str) -> str | None:
         """The stored record, or ``None``."""
         try:
             value = self.client.get(client_key(self.prefix, client_id))
         except RedisError as exc:
-            raise _storage_error(exc) from exc
+            raise storage_error(exc) from exc
         return None if value is None else str(value)
 
     def replace(self, client_id: str, expected: str, record: str | None) -> bool:
@@ -115,14 +116,14 @@ class RedisBackend:
         try:
             return bool(self._replace(keys=keys, args=args))
         except RedisError as exc:
-            raise _storage_error(exc) from exc
+            raise storage_error(exc) from exc
 
     def hit(self, bucket: str, limits: tuple[Limit, ...]) -> RateDecision:
         """Charge one request to ``bucket`` if every limit allows it (one EVALSHA)."""
         try:
             reply = self._ratelimit(keys=[rate_key(self.prefix, bucket)], args=script_args(limits))
         except RedisError as exc:
-            raise _storage_error(exc) from exc
+            raise storage_error(exc) from exc
         return decision_from_reply(reply, limits)
 
     def reserve(self, cap: int) -> bool:
@@ -130,21 +131,21 @@ class RedisBackend:
         try:
             return bool(self._reserve(keys=[counter_key(self.prefix)], args=[cap]))
         except RedisError as exc:
-            raise _storage_error(exc) from exc
+            raise storage_error(exc) from exc
 
     def release(self) -> None:
         """Give back a place (a create failed, a client was deleted); never below zero."""
         try:
             self._release(keys=[counter_key(self.prefix)])
         except RedisError as exc:
-            raise _storage_error(exc) from exc
+            raise storage_error(exc) from exc
 
     def token_get(self, digest: str) -> dict[str, str] | None:
         """A minted token's fields, or ``None``."""
         try:
             fields = _text(self.client.hgetall(token_key(self.prefix, digest)))
         except RedisError as exc:
-            raise _storage_error(exc) from exc
+            raise storage_error(exc) from exc
         return fields or None
 
     def token_use(self, digest: str) -> bool:
@@ -152,7 +153,7 @@ class RedisBackend:
         try:
             return bool(self._token_use(keys=[token_key(self.prefix, digest)]))
         except RedisError as exc:
-            raise _storage_error(exc) from exc
+            raise storage_error(exc) from exc
 
     def token_put(self, digest: str, fields: dict[str, str], expires_at: int) -> None:
         """Store a minted token, expiring with its key."""
@@ -164,7 +165,7 @@ class RedisBackend:
                     pipe.expireat(key, expires_at)
                 pipe.execute()
         except RedisError as exc:
-            raise _storage_error(exc) from exc
+            raise storage_error(exc) from exc
 
     def token_list(self) -> list[tuple[str, dict[str, str]]]:
         """Every minted token (SCAN; meant for the CLI, not the request path)."""
@@ -172,7 +173,7 @@ class RedisBackend:
             keys = list(self.client.scan_iter(match=token_key(self.prefix, "*"), count=500))
             found = [(_digest_of(k), _text(self.client.hgetall(k))) for k in keys]
         except RedisError as exc:
-            raise _storage_error(exc) from exc
+            raise storage_error(exc) from exc
         return [(d, fields) for d, fields in found if fields]
 
     def token_delete(self, digest: str) -> bool:
@@ -180,7 +181,7 @@ class RedisBackend:
         try:
             return bool(self.client.delete(token_key(self.prefix, digest)))
         except RedisError as exc:
-            raise _storage_error(exc) from exc
+            raise storage_error(exc) from exc
 
     def close(self) -> None:
         """Close the connection pool."""
@@ -213,14 +214,14 @@ class AsyncRedisBackend:
                 await self._create(keys=[client_key(self.prefix, client_id)], args=[record])
             )
         except RedisError as exc:
-            raise _storage_error(exc) from exc
+            raise storage_error(exc) from exc
 
     async def get(self, client_id: str) -> str | None:
         """The stored record, or ``None``."""
         try:
             value = await self.client.get(client_key(self.prefix, client_id))
         except RedisError as exc:
-            raise _storage_error(exc) from exc
+            raise storage_error(exc) from exc
         return None if value is None else str(value)
 
     async def replace(self, client_id: str, expected: str, record: str | None) -> bool:
@@ -229,7 +230,7 @@ class AsyncRedisBackend:
         try:
             return bool(await self._replace(keys=keys, args=args))
         except RedisError as exc:
-            raise _storage_error(exc) from exc
+            raise storage_error(exc) from exc
 
     async def hit(self, bucket: str, limits: tuple[Limit, ...]) -> RateDecision:
         """Charge one request to ``bucket`` if every limit allows it (one EVALSHA)."""
@@ -238,7 +239,7 @@ class AsyncRedisBackend:
                 keys=[rate_key(self.prefix, bucket)], args=script_args(limits)
             )
         except RedisError as exc:
-            raise _storage_error(exc) from exc
+            raise storage_error(exc) from exc
         return decision_from_reply(reply, limits)
 
     async def reserve(self, cap: int) -> bool:
@@ -246,21 +247,21 @@ class AsyncRedisBackend:
         try:
             return bool(await self._reserve(keys=[counter_key(self.prefix)], args=[cap]))
         except RedisError as exc:
-            raise _storage_error(exc) from exc
+            raise storage_error(exc) from exc
 
     async def release(self) -> None:
         """Give back a place (a create failed, a client was deleted); never below zero."""
         try:
             await self._release(keys=[counter_key(self.prefix)])
         except RedisError as exc:
-            raise _storage_error(exc) from exc
+            raise storage_error(exc) from exc
 
     async def token_get(self, digest: str) -> dict[str, str] | None:
         """A minted token's fields, or ``None``."""
         try:
             fields = _text(await self.client.hgetall(token_key(self.prefix, digest)))
         except RedisError as exc:
-            raise _storage_error(exc) from exc
+            raise storage_error(exc) from exc
         return fields or None
 
     async def token_use(self, digest: str) -> bool:
@@ -268,7 +269,7 @@ class AsyncRedisBackend:
         try:
             return bool(await self._token_use(keys=[token_key(self.prefix, digest)]))
         except RedisError as exc:
-            raise _storage_error(exc) from exc
+            raise storage_error(exc) from exc
 
     async def token_put(self, digest: str, fields: dict[str, str], expires_at: int) -> None:
         """Store a minted token, expiring with its key."""
@@ -280,7 +281,7 @@ class AsyncRedisBackend:
                     pipe.expireat(key, expires_at)
                 await pipe.execute()
         except RedisError as exc:
-            raise _storage_error(exc) from exc
+            raise storage_error(exc) from exc
 
     async def token_list(self) -> list[tuple[str, dict[str, str]]]:
         """Every minted token (SCAN; meant for the CLI, not the request path)."""
@@ -288,7 +289,7 @@ class AsyncRedisBackend:
             keys = [k async for k in self.client.scan_iter(match=token_key(self.prefix, "*"))]
             found = [(_digest_of(k), _text(await self.client.hgetall(k))) for k in keys]
         except RedisError as exc:
-            raise _storage_error(exc) from exc
+            raise storage_error(exc) from exc
         return [(d, fields) for d, fields in found if fields]
 
     async def token_delete(self, digest: str) -> bool:
@@ -296,7 +297,7 @@ class AsyncRedisBackend:
         try:
             return bool(await self.client.delete(token_key(self.prefix, digest)))
         except RedisError as exc:
-            raise _storage_error(exc) from exc
+            raise storage_error(exc) from exc
 
     async def close(self) -> None:
         """Close the connection pool."""
