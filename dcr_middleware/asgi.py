@@ -12,7 +12,6 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-from starlette.datastructures import Headers
 from starlette.responses import Response as StarletteResponse
 
 from . import _loader
@@ -85,11 +84,15 @@ class DCRMiddleware:
 
 
 def _head(scope: Scope) -> RequestHead:
-    headers = Headers(scope=scope)
+    # One pass over the raw headers; repeated ones joined with ", " (RFC 9110 §5.3).
+    headers: dict[str, str] = {}
+    for raw_name, raw_value in scope["headers"]:
+        name, value = raw_name.decode("latin-1").lower(), raw_value.decode("latin-1")
+        headers[name] = f"{headers[name]}, {value}" if name in headers else value
     client = scope.get("client")
     return RequestHead(
         method=scope["method"],
-        headers={name: ", ".join(headers.getlist(name)) for name in headers},
+        headers=headers,
         peer=client[0] if client else None,
         scheme=scope.get("scheme", "http"),
         host=headers.get("host") or _server_host(scope),

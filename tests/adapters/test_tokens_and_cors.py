@@ -15,6 +15,7 @@ import time
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
+import httpx
 import pytest
 
 from dcr_middleware import Settings
@@ -681,3 +682,23 @@ async def test_tokens_and_cors_asgi_and_wsgi_answer_identically() -> None:
         429,
     ]
     assert [_comparable(a) for a in from_asgi] == [_comparable(a) for a in from_wsgi]
+
+
+@pytest.mark.anyio
+async def test_asgi_repeated_forwarding_headers_are_read_as_one_list() -> None:
+    """Two X-Forwarded-For lines count as one comma-joined list (RFC 9110 §5.3): the client is
+    the rightmost untrusted hop of all lines together, neither the first nor the last line."""
+    settings = Settings(trusted_proxies=("127.0.0.1/32",), rate_limit="5/hour")
+    side = asgi_side(settings)
+    transport = httpx.ASGITransport(app=side.app)
+    headers = [
+        ("Content-Type", "application/json"),
+        ("X-Forwarded-For", "198.51.100.1"),
+        ("X-Forwarded-For", "203.0.113.9"),
+        ("X-Forwarded-For", "127.0.0.1"),  # a second trusted proxy's hop
+    ]
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        body = b'{"redirect_uris":["https://app.example.com/cb"]}'
+        answer = await client.post("/register", content=body, headers=headers)
+    assert answer.status_code == 201
+    assert set(side.backend._buckets) == {"ip:203.0.113.9"}
