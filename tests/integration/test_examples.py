@@ -15,6 +15,7 @@ import re
 import shlex
 import subprocess
 import sys
+import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -27,7 +28,15 @@ import redis
 from dcr_middleware import ClientStore, Settings
 from dcr_middleware.settings import env_name
 
-from .helpers import CONFIDENTIAL, GUNICORN_VERSION, HOST, Server, free_port, register
+from .helpers import (
+    CONFIDENTIAL,
+    GUNICORN_VERSION,
+    HOST,
+    READY_TIMEOUT,
+    Server,
+    free_port,
+    register,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
@@ -193,9 +202,23 @@ def test_example_registers_a_client_readable_by_client_store(
         store.close()
 
     if example.worker is not None:  # gunicorn.conf.py was read: its workers and worker class
-        output = server.output()
+        output = booted_workers_output(server, WORKERS)
         assert f"Using worker: {example.worker}" in output, output
         assert output.count("Booting worker with pid") == WORKERS, output
+
+
+def booted_workers_output(server: Server, workers: int) -> str:
+    """The server's output once ``workers`` workers have booted (or the deadline passed).
+
+    One worker may already answer while gunicorn is still forking the next, so the log is
+    polled rather than read once; a wrong worker count still fails after the deadline.
+    """
+    deadline = time.monotonic() + READY_TIMEOUT
+    output = server.output()
+    while output.count("Booting worker with pid") < workers and time.monotonic() < deadline:
+        time.sleep(0.05)
+        output = server.output()
+    return output
 
 
 # --- examples/.env.example ---
