@@ -29,7 +29,7 @@ def _inspect_redis(settings: Settings, redis_url: str, report: dict[str, Any]) -
     import redis
     from redis.exceptions import RedisError, ResponseError
 
-    from .storage.redis import connection_options
+    from .storage.connect import connection_options
 
     url = mask_url(redis_url)
     report["redis_url"] = url

@@ -5,10 +5,11 @@ differ only in ``await``. Connections are opened lazily, on the first command in
 process: redis-py's pool opens no socket at construction and resets itself after a fork, so
 gunicorn ``--preload`` is safe.
 
-Failure policy: explicit connect and command timeouts; a command is retried once, only after a
-*connection* error (nothing was written, or the create script makes the re-send harmless), and
-never after a timeout, where the write may have happened. Every Redis exception becomes a
-:class:`~dcr_middleware.errors.StorageError`, which the middlewares answer with ``503``.
+Failure policy (clients built in :mod:`.connect`): explicit connect and command timeouts; a
+command is retried once, only after a *connection* error (nothing was written, or the create
+script makes the re-send harmless), and never after a timeout, where the write may have happened.
+Every Redis exception becomes a :class:`~dcr_middleware.errors.StorageError`, which the
+middlewares answer with ``503``.
 """
 
 from __future__ import annotations
@@ -19,16 +20,13 @@ from typing import Any
 
 import redis
 import redis.asyncio
-from redis.asyncio.retry import Retry as AsyncRetry
-from redis.backoff import NoBackoff
-from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
-from redis.retry import Retry
 
-from ..errors import ConfigurationError, StorageError
+from ..errors import StorageError
 from ..ratelimit import Limit, RateDecision, decision_from_reply, script_args
 from ..settings import Settings
 from .base import client_key, counter_key, rate_key, token_key
+from .connect import async_client, sync_client
 
 logger = logging.getLogger("dcr_middleware")
 
@@ -53,22 +51,6 @@ def _digest_of(key: str) -> str:
     return key[key.index("{") + 1 : key.rindex("}")]
 
 
-def connection_options(settings: Settings) -> dict[str, Any]:
-    """redis-py keyword arguments shared by the sync and async clients."""
-    return {
-        "socket_timeout": settings.redis_timeout,
-        "socket_connect_timeout": settings.redis_connect_timeout,
-        "health_check_interval": 30,
-        "decode_responses": True,
-    }
-
-
-def _url(settings: Settings) -> str:
-    if settings.redis_url is None:
-        raise ConfigurationError(["DCR_REDIS_URL: required by the Redis store"])
-    return settings.redis_url
-
-
 def storage_error(exc: Exception) -> StorageError:
     """Wrap a Redis exception (logged with its type, never returned to clients)."""
     # The exception text can name hosts but never the password; it is logged, not returned.
@@ -81,11 +63,7 @@ class RedisBackend:
 
     def __init__(self, settings: Settings, client: redis.Redis | None = None) -> None:
         if client is None:
-            client = redis.Redis.from_url(
-                _url(settings),
-                retry=Retry(NoBackoff(), 1, (RedisConnectionError,)),
-                **connection_options(settings),
-            )
+            client = sync_client(settings)
         self.prefix = settings.key_prefix
         self.client = client
         self._create = client.register_script(CREATE_SCRIPT)
@@ -193,11 +171,7 @@ class AsyncRedisBackend:
 
     def __init__(self, settings: Settings, client: redis.asyncio.Redis | None = None) -> None:
         if client is None:
-            client = redis.asyncio.Redis.from_url(
-                _url(settings),
-                retry=AsyncRetry(NoBackoff(), 1, (RedisConnectionError,)),
-                **connection_options(settings),
-            )
+            client = async_client(settings)
         self.prefix = settings.key_prefix
         self.client = client
         self._create = client.register_script(CREATE_SCRIPT)
