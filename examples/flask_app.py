@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from flask import Flask, Response, jsonify, request
 
-from dcr_middleware import DCRWSGIMiddleware, Settings
+from dcr_middleware import DCRWSGIMiddleware, Settings, authorization_server_metadata
 
 settings = Settings.from_env()  # the DCR_* variables, read once
 
@@ -28,12 +28,8 @@ def home() -> dict[str, str]:
 
 @app.get("/.well-known/oauth-authorization-server")
 def metadata() -> Response:
-    """RFC 8414 authorization server metadata, advertising the registration endpoint."""
+    """RFC 8414 authorization server metadata: ``registration_endpoint`` and the lists the
+    registration policy allows come from the settings; add your server's own fields as keyword
+    arguments (``jwks_uri=...``), or set ``DCR_SERVE_METADATA`` and drop this route."""
     base = (settings.issuer or request.host_url).rstrip("/")  # set DCR_ISSUER in production
-    return jsonify(
-        issuer=base,
-        registration_endpoint=base + settings.path,
-        grant_types_supported=list(settings.allowed_grant_types),
-        response_types_supported=list(settings.allowed_response_types),
-        token_endpoint_auth_methods_supported=list(settings.allowed_auth_methods),
-    )
+    return jsonify(authorization_server_metadata(settings, issuer=base))

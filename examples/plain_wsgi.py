@@ -7,7 +7,7 @@ Run it from the repository root (``pip install '.[server]'``)::
 
 ``dcr_middleware.wsgi:app`` imports ``plain_wsgi:app`` at server start and wraps it: ``POST
 /register`` is answered by the middleware, everything else by this app. A Django project works
-the same way with ``DCR_APP=myproject.wsgi:application``.
+the same way with ``DCR_APP=myproject.wsgi:application`` (see ``django_site/wsgi_plain.py``).
 """
 
 from __future__ import annotations

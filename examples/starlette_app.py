@@ -7,7 +7,7 @@ Run it from the repository root (``pip install '.[server]'`` for uvicorn)::
 
 ``POST /register`` is answered by the middleware; ``GET /`` and the RFC 8414 metadata at
 ``/.well-known/oauth-authorization-server`` by the app. The same works for FastAPI
-(``app = FastAPI()``, the same ``add_middleware`` call).
+(``app = FastAPI()``, the same ``add_middleware`` call): see ``fastapi_app.py``.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from dcr_middleware import DCRMiddleware, Settings
+from dcr_middleware import DCRMiddleware, Settings, authorization_server_metadata
 
 settings = Settings.from_env()  # the DCR_* variables, read once
 
@@ -32,17 +32,10 @@ async def home(request: Request) -> JSONResponse:
 
 
 async def metadata(request: Request) -> JSONResponse:
-    """RFC 8414 authorization server metadata, advertising the registration endpoint."""
-    base = issuer(request)
-    return JSONResponse(
-        {
-            "issuer": base,
-            "registration_endpoint": base + settings.path,
-            "grant_types_supported": list(settings.allowed_grant_types),
-            "response_types_supported": list(settings.allowed_response_types),
-            "token_endpoint_auth_methods_supported": list(settings.allowed_auth_methods),
-        }
-    )
+    """RFC 8414 authorization server metadata: ``registration_endpoint`` and the lists the
+    registration policy allows come from the settings; add your server's own fields as keyword
+    arguments (``jwks_uri=...``), or set ``DCR_SERVE_METADATA`` and drop this route."""
+    return JSONResponse(authorization_server_metadata(settings, issuer=issuer(request)))
 
 
 app = Starlette(

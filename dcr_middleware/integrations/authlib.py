@@ -4,13 +4,19 @@ An Authlib ``AuthorizationServer`` (Flask or Django) needs a ``query_client`` fu
 client objects; :func:`query_client` builds one over a :class:`~dcr_middleware.ClientStore`.
 Every lookup reads the store, so updates made through RFC 7592 ``PUT`` apply at once and a
 deleted client is unknown (the server answers ``invalid_client``).
+
+The grant classes and the PKCE extension below close the gaps between Authlib's defaults and
+what registered clients need: public clients at the token endpoint, ``client_secret_post`` for
+client credentials, ``S256`` only. ``examples/flask_authlib_server.py`` wires them together.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any, ClassVar
 
-from authlib.oauth2.rfc6749 import ClientMixin
+from authlib.oauth2.rfc6749 import ClientMixin, InvalidRequestError, InvalidScopeError, grants
+from authlib.oauth2.rfc7636 import CodeChallenge
 
 from ..client import RegisteredClient
 from ..store import ClientStore
@@ -73,3 +79,77 @@ def query_client(store: ClientStore) -> Callable[[str], AuthlibClient | None]:
         return None if client is None else AuthlibClient(client)
 
     return query
+
+
+# The client authentication methods Authlib's AuthorizationServer handles without extra setup.
+# ``client_secret_jwt`` and ``private_key_jwt`` need Authlib's RFC 7523 extension.
+SECRET_METHODS = ("client_secret_basic", "client_secret_post")
+TOKEN_ENDPOINT_AUTH_METHODS = (*SECRET_METHODS, "none")
+
+
+def _is_public(client: ClientMixin) -> bool:
+    # Authlib's own test for "public": the client may use no authentication at the token endpoint.
+    return bool(client.check_endpoint_auth_method("none", "token"))
+
+
+class S256CodeChallenge(CodeChallenge):  # type: ignore[misc]
+    """PKCE (RFC 7636) with ``S256`` only, required of public clients.
+
+    Register it with the authorization code grant:
+    ``server.register_grant(MyAuthorizationCodeGrant, [S256CodeChallenge()])``. Authlib's
+    ``CodeChallenge`` accepts ``plain`` (the default method when none is sent) and lets a public
+    client's authorization request through without a challenge, refusing it only at the token
+    endpoint; this one refuses both at the authorization endpoint, so the client learns at once.
+    A confidential client may use PKCE (``S256``) or not. The authorization code object must
+    answer ``code_challenge`` and ``code_challenge_method`` (see ``CodeChallenge``).
+    """
+
+    SUPPORTED_CODE_CHALLENGE_METHOD: ClassVar[list[str]] = ["S256"]
+
+    def __init__(self) -> None:
+        super().__init__(required=True)  # public clients MUST send a code_verifier
+
+    def validate_code_challenge(self, grant: Any, redirect_uri: str) -> None:
+        """Authorization endpoint: a public client must send an ``S256`` challenge."""
+        request = grant.request
+        challenge = request.payload.data.get("code_challenge")
+        method = request.payload.data.get("code_challenge_method")
+        # RFC 9700 §2.1.1: "Public clients MUST use PKCE".
+        if not challenge and _is_public(request.client):
+            raise InvalidRequestError("public clients must send a PKCE code_challenge (S256)")
+        # RFC 7636 §4.3: without code_challenge_method the method is "plain", which we refuse.
+        if challenge and method != "S256":
+            raise InvalidRequestError("code_challenge_method must be S256")
+        super().validate_code_challenge(grant, redirect_uri)
+
+
+class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):  # type: ignore[misc]
+    """Authlib's authorization code grant, accepting public clients at the token endpoint.
+
+    Subclass it and implement the code storage (``save_authorization_code``,
+    ``query_authorization_code``, ``delete_authorization_code``, ``authenticate_user``), then
+    register it with :class:`S256CodeChallenge`. Each client may only use the method it
+    registered (:meth:`AuthlibClient.check_endpoint_auth_method`).
+    """
+
+    TOKEN_ENDPOINT_AUTH_METHODS: ClassVar[list[str]] = list(TOKEN_ENDPOINT_AUTH_METHODS)
+
+
+class ClientCredentialsGrant(grants.ClientCredentialsGrant):  # type: ignore[misc]
+    """Authlib's client credentials grant, for clients that registered it.
+
+    Both secret methods are accepted (each client only its registered one; Authlib's grant
+    accepts only ``client_secret_basic``), public clients are refused (they have no secret), and
+    a requested ``scope`` must be within the client's registered scope (``invalid_scope``):
+    no user consents here, so the registration is the only grant of scope.
+    """
+
+    TOKEN_ENDPOINT_AUTH_METHODS: ClassVar[list[str]] = list(SECRET_METHODS)
+
+    def validate_requested_scope(self) -> None:
+        """The server's ``scopes_supported``, then the client's registered scope."""
+        super().validate_requested_scope()
+        scope = self.request.payload.scope
+        client = self.request.client
+        if scope and isinstance(client, AuthlibClient) and not client.client.allows_scope(scope):
+            raise InvalidScopeError("the requested scope exceeds the client's registered scope")

@@ -53,13 +53,36 @@ class Example:
     documented: bool = True  # ``command`` is a line of ``file``'s docstring
     metadata: bool = False  # the app serves RFC 8414 metadata
     worker: str | None = None  # the gunicorn worker class the log must name
+    csrf: bool = False  # the app refuses a POST without a CSRF token (Django's CsrfViewMiddleware)
 
 
 EXAMPLE_CASES = {
     "starlette": Example(
         "starlette_app.py", "uvicorn --app-dir examples starlette_app:app", metadata=True
     ),
+    "fastapi": Example(
+        "fastapi_app.py", "uvicorn --app-dir examples fastapi_app:app", metadata=True
+    ),
     "flask": Example("flask_app.py", "gunicorn --chdir examples flask_app:app", metadata=True),
+    "django-wsgi": Example(
+        "django_site/wsgi.py",
+        "gunicorn --chdir examples django_site.wsgi:application",
+        metadata=True,
+        csrf=True,
+    ),
+    "django-asgi": Example(
+        "django_site/asgi.py",
+        "uvicorn --app-dir examples django_site.asgi:application",
+        metadata=True,
+        csrf=True,
+    ),
+    "django-plain-wsgi": Example(
+        "django_site/wsgi_plain.py",
+        "DCR_APP=django_site.wsgi_plain:application gunicorn --chdir examples"
+        " dcr_middleware.wsgi:app",
+        metadata=True,
+        csrf=True,
+    ),
     "plain-wsgi": Example(
         "plain_wsgi.py",
         "DCR_APP=plain_wsgi:app gunicorn --chdir examples dcr_middleware.wsgi:app",
@@ -182,6 +205,9 @@ def test_example_registers_a_client_readable_by_client_store(
         home = http.get("/")
         assert home.status_code == 200
         assert b"hello from the" in home.content  # the example app's answer, not the middleware's
+
+        if example.csrf:  # the app's own POSTs need a token; POST /register never reaches it
+            assert http.post("/").status_code == 403
 
         response = register(http)
         assert response.status_code == 201, response.text
