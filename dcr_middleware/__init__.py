@@ -5,10 +5,12 @@ Importing this package reads no environment variable and opens no connection.
 
 from .asgi import DCRMiddleware
 from .client import RegisteredClient
+from .discovery import authorization_server_metadata
 from .errors import (
     ConfigurationError,
     ConflictError,
     DCRError,
+    InvalidClientError,
     InvalidClientMetadataError,
     InvalidRedirectURIError,
     StorageError,
@@ -27,10 +29,12 @@ __all__ = [
     "DCRError",
     "DCRMiddleware",
     "DCRWSGIMiddleware",
+    "InvalidClientError",
     "InvalidClientMetadataError",
     "InvalidRedirectURIError",
     "RegisteredClient",
     "Settings",
     "StorageError",
     "__version__",
+    "authorization_server_metadata",
 ]

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Union, get_args, get_origin
 from urllib.parse import urlsplit
 
-from . import _statement_keys, client_ip, ratelimit
+from . import _statement_keys, client_ip, discovery, ratelimit
 from ._flows import default_response_types
 from .oidc import DEFAULT_ENC, DEFAULT_ID_TOKEN_ALG, SUBJECT_TYPES
 
@@ -82,10 +82,11 @@ def check_values(s: Settings) -> list[str]:
 
     if s.app is not None and not _APP.match(s.app):
         bad("app", f"expected 'module.path:attribute', got {s.app!r}")
+    if s.event_hook is not None and not _APP.match(s.event_hook):
+        bad("event_hook", f"expected 'module.path:callable', got {s.event_hook!r}")
     if not s.path.startswith("/") or s.path == "/" or s.path.endswith("/") or "?" in s.path:
         bad("path", f"expected an absolute path like /register, got {s.path!r}")
-    if s.redis_url is not None and urlsplit(s.redis_url).scheme not in ("redis", "rediss", "unix"):
-        bad("redis_url", "expected a redis://, rediss:// or unix:// URL")
+    _check_redis(bad, s)
     if not _PREFIX.match(s.key_prefix):
         bad("key_prefix", "use letters, digits and _.:- only (no braces: they form hash tags)")
     for field in ("redis_connect_timeout", "redis_timeout"):
@@ -99,9 +100,13 @@ def check_values(s: Settings) -> list[str]:
     _check_redirect_hosts(bad, s)
     for field, message in _statement_keys.settings_problems(s):
         bad(field, message)
+    for field, message in discovery.settings_problems(s):
+        bad(field, message)
     _check_oidc(bad, s)
     if s.client_secret_ttl < 0:
         bad("client_secret_ttl", "must not be negative (0 means secrets never expire)")
+    if s.client_idle_ttl < 0:
+        bad("client_idle_ttl", "must not be negative (0 means clients never expire)")
     if s.issuer is not None:
         parts = urlsplit(s.issuer)
         if parts.scheme not in ("https", "http") or not parts.netloc or parts.query:
@@ -109,6 +114,40 @@ def check_values(s: Settings) -> list[str]:
         elif parts.fragment or "#" in s.issuer:
             bad("issuer", "must not have a fragment")
     return problems
+
+
+def sentinel_address(entry: str) -> tuple[str, int]:
+    """``host:port`` (``[::1]:26379`` for IPv6) of one ``DCR_REDIS_SENTINELS`` entry."""
+    host, colon, port = entry.strip().rpartition(":")
+    host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    if not colon or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"{entry!r}: expected host:port, e.g. sentinel-1:26379")
+    return host, int(port)
+
+
+def _check_redis(bad: Problem, s: Settings) -> None:
+    url = urlsplit(s.redis_url) if s.redis_url is not None else None
+    if url is not None and url.scheme not in ("redis", "rediss", "unix"):
+        bad("redis_url", "expected a redis://, rediss:// or unix:// URL")
+    if s.redis_cluster:
+        if url is None:
+            bad("redis_cluster", "needs DCR_REDIS_URL, the address of one cluster node")
+        elif url.scheme == "unix" or url.path.strip("/") not in ("", "0"):
+            bad("redis_url", "Redis Cluster needs a redis:// or rediss:// URL with database 0")
+        if s.redis_sentinels:
+            bad("redis_cluster", "set DCR_REDIS_CLUSTER or DCR_REDIS_SENTINELS, not both")
+    for entry in s.redis_sentinels:
+        try:
+            sentinel_address(entry)
+        except ValueError as exc:
+            bad("redis_sentinels", str(exc))
+    master = s.redis_sentinel_master
+    if s.redis_sentinels and not (master and master.strip() == master):
+        bad("redis_sentinel_master", "required with DCR_REDIS_SENTINELS: the monitored name")
+    if master is not None and not s.redis_sentinels:
+        bad("redis_sentinel_master", "needs DCR_REDIS_SENTINELS")
+    if s.redis_sentinels and url is not None and url.scheme == "unix":
+        bad("redis_url", "with DCR_REDIS_SENTINELS use redis:// or rediss:// (credentials, db)")
 
 
 def _check_abuse_controls(bad: Problem, s: Settings) -> None:

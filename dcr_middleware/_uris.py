@@ -13,6 +13,7 @@ must be sent percent-encoded), and its scheme is one of
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 from urllib.parse import SplitResult, urlsplit
@@ -57,8 +58,10 @@ def split_absolute(uri: str) -> SplitResult | None:
     return parts
 
 
+@functools.lru_cache(maxsize=1024)
 def is_loopback_host(host: str | None) -> bool:
-    """True for ``localhost`` and loopback IP literals (RFC 8252 §7.3, §8.3)."""
+    """True for ``localhost`` and loopback IP literals (RFC 8252 §7.3, §8.3); cached, as the
+    same hosts come back in every registration."""
     if not host:
         return False
     if host.lower() == "localhost":

@@ -130,14 +130,21 @@ class Admission:
 
     def bucket(self, head: RequestHead) -> str:
         """The rate-limit bucket of the requesting client (see :mod:`client_ip`)."""
+        return client_ip.bucket(self._address(head))
+
+    def address(self, head: RequestHead) -> str | None:
+        """The requesting client's address as the rate limit sees it (for events and logs)."""
+        address = self._address(head)
+        return None if address is None else str(address)
+
+    def _address(self, head: RequestHead) -> client_ip.IPAddress | None:
         forwarded = head.headers.get(self.forwarded_header)
-        address = client_ip.resolve(
+        return client_ip.resolve(
             head.peer,
             [forwarded] if forwarded else [],
             trusted=self.trusted,
             header=self.forwarded_header,
         )
-        return client_ip.bucket(address)
 
     @staticmethod
     def rate_headers(plan: RatePlan | None, decision: RateDecision | None) -> list[tuple[str, str]]:

@@ -1,5 +1,6 @@
 """The ASGI middleware: answers ``POST DCR_PATH`` (RFC 7591), ``GET/PUT/DELETE DCR_PATH/{id}``
-(RFC 7592) and their CORS preflights, and passes every other request through.
+(RFC 7592), the RFC 8414 metadata document when ``DCR_SERVE_METADATA`` is on, and their CORS
+preflights, and passes every other request through.
 
 Pure ASGI (no ``BaseHTTPMiddleware``): lifespan and websocket scopes, and every request not
 aimed at the registration endpoint, reach the wrapped app untouched, with the same ``receive``
@@ -10,18 +11,21 @@ looks the attribute up (never at import).
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any
-
-from starlette.responses import Response as StarletteResponse
+from typing import TYPE_CHECKING, Any
 
 from . import _loader
-from ._http import too_large
+from ._http import Response, too_large
+from ._well_known import MetadataEndpoint
 from .admission import RequestHead
+from .events import EventHook, Observer
 from .management import client_id_from_path
 from .management_service import AsyncManagementService
 from .service import AsyncRegistrationService, warn_if_embedded
 from .settings import Settings
 from .store import AsyncClientStore
+
+if TYPE_CHECKING:
+    from prometheus_client.registry import CollectorRegistry
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -39,6 +43,10 @@ class DCRMiddleware:
 
     ``settings=None`` reads ``DCR_*`` from the environment once, here. ``store`` lets tests and
     applications share one :class:`AsyncClientStore` with the authorization server.
+
+    ``on_event`` is called with each :mod:`~dcr_middleware.events` event (before a
+    ``DCR_EVENT_HOOK``); ``metrics_registry`` turns the Prometheus metrics on, registered there
+    (``DCR_METRICS=true`` registers them on the default registry). See docs/observability.md.
     """
 
     def __init__(
@@ -47,18 +55,33 @@ class DCRMiddleware:
         settings: Settings | None = None,
         *,
         store: AsyncClientStore | None = None,
+        on_event: EventHook | None = None,
+        metrics_registry: CollectorRegistry | None = None,
     ) -> None:
         self.app = app
         self.settings = Settings.from_env() if settings is None else settings
         self.store = AsyncClientStore(self.settings) if store is None else store
-        self.service = AsyncRegistrationService(self.settings, self.store)
-        self.management = AsyncManagementService(self.settings, self.store, self.service.admission)
+        self.observer = Observer.from_settings(
+            self.settings,
+            on_event=on_event,
+            metrics_registry=metrics_registry,
+            backend=self.store.backend,
+        )
+        self.service = AsyncRegistrationService(self.settings, self.store, self.observer)
+        self.management = AsyncManagementService(
+            self.settings, self.store, self.service.admission, self.observer
+        )
         self.path = self.settings.path
         self.max_body_bytes = self.settings.max_body_bytes
+        self.metadata = MetadataEndpoint(self.settings) if self.settings.serve_metadata else None
+        self.metadata_path = self.metadata.path if self.metadata else None
         warn_if_embedded(self.settings)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope["path"] if scope["type"] == "http" else ""
+        if self.metadata is not None and path == self.metadata_path:
+            await _respond(self.metadata.handle(_head(scope)), scope, receive, send)
+            return
         client_id = client_id_from_path(path, self.path)
         if path != self.path and client_id is None:
             await self.app(scope, receive, send)
@@ -78,9 +101,24 @@ class DCRMiddleware:
                 return
         except _Disconnected:
             return
-        await StarletteResponse(
-            response.body, status_code=response.status, headers=dict(response.headers)
-        )(scope, receive, send)
+        await _respond(response, scope, receive, send)
+
+
+async def _respond(response: Response, scope: Scope, receive: Receive, send: Send) -> None:
+    # RFC 9110 §9.3.2: a HEAD answer has the GET answer's headers (Content-Length included, when
+    # the core set it) and no content. Sent as the two ASGI messages directly, as Starlette's
+    # Response would (lower-case names, Content-Length unless 1xx/204/304): building one per
+    # answer cost about 3% of a registration (docs/performance.md).
+    body = b"" if scope["method"] == "HEAD" else response.body
+    headers = [
+        (name.lower().encode("latin-1"), value.encode("latin-1"))
+        for name, value in response.headers
+    ]
+    sized = any(name == b"content-length" for name, _ in headers)
+    if response.status >= 200 and response.status not in (204, 304) and not sized:
+        headers.append((b"content-length", str(len(body)).encode("latin-1")))
+    await send({"type": "http.response.start", "status": response.status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
 
 
 def _head(scope: Scope) -> RequestHead:

@@ -25,19 +25,43 @@ def _config_value(client: Any, name: str) -> str:
     return str(reply.get(name, ""))
 
 
-def _inspect_redis(settings: Settings, redis_url: str, report: dict[str, Any]) -> int:
+def _inspect_redis(settings: Settings, report: dict[str, Any]) -> int:
+    """Check the one Redis, every Redis Cluster primary, or the Sentinel master."""
     import redis
-    from redis.exceptions import RedisError, ResponseError
 
-    from .storage.connect import connection_options
+    from .storage.connect import REDIS_ERRORS, connection_options, describe, sync_client
 
-    url = mask_url(redis_url)
-    report["redis_url"] = url
+    report["redis_url"] = mask_url(settings.redis_url) if settings.redis_url else None
+    report["topology"] = (
+        "cluster" if settings.redis_cluster else "sentinel" if settings.redis_sentinels else "one"
+    )
+    where = report["where"] = describe(settings)
     try:
-        client = redis.Redis.from_url(redis_url, **connection_options(settings))
+        if report["topology"] == "one" and settings.redis_url is not None:
+            client: Any = redis.Redis.from_url(settings.redis_url, **connection_options(settings))
+        else:
+            client = sync_client(settings)
     except ValueError as exc:
         report["error"] = f"DCR_REDIS_URL: {exc}"
         return 2
+    try:
+        if report["topology"] != "cluster":
+            return _inspect_node(client, where, report)
+        for node in client.get_primaries():
+            code = _inspect_node(client.get_redis_connection(node), where, report)
+            if code:
+                return code
+        return 0
+    except REDIS_ERRORS as exc:
+        report["error"] = f"cannot reach {where}: {type(exc).__name__}: {exc}"
+        return 1
+    finally:
+        client.close()
+
+
+def _inspect_node(client: Any, where: str, report: dict[str, Any]) -> int:
+    from redis.exceptions import RedisError, ResponseError
+
     try:
         client.ping()
         try:
@@ -55,21 +79,22 @@ def _inspect_redis(settings: Settings, redis_url: str, report: dict[str, Any]) -
             )
             return 0
     except RedisError as exc:
-        report["error"] = f"cannot reach Redis at {url}: {type(exc).__name__}: {exc}"
+        report["error"] = f"cannot reach {where}: {type(exc).__name__}: {exc}"
         return 1
-    finally:
-        client.close()
     report.update(maxmemory_policy=policy, save=save, appendonly=appendonly)
+    warnings = []
     if policy != "noeviction":
-        report["warnings"].append(
+        warnings.append(
             f"maxmemory-policy is {policy}: when Redis reaches maxmemory it can evict registered "
             "clients; set maxmemory-policy noeviction"
         )
     if not save.strip() and appendonly != "yes":
-        report["warnings"].append(
+        warnings.append(
             "persistence is off (no RDB save points, appendonly no): a Redis restart loses "
             "every registered client; enable appendonly or save"
         )
+    # A cluster repeats the check on every primary: say each warning once.
+    report["warnings"].extend(w for w in warnings if w not in report["warnings"])
     return 0
 
 
@@ -83,12 +108,12 @@ def check(args: argparse.Namespace) -> int:
         _print(args, report, str(exc))
         return 2
     report["key_prefix"] = settings.key_prefix
-    if settings.redis_url is None:
+    if not settings.uses_redis:
         report["store"] = "embedded"
         code = 0
     else:
         report["store"] = "redis"
-        code = _inspect_redis(settings, settings.redis_url, report)
+        code = _inspect_redis(settings, report)
     report["ok"] = code == 0
     _print(args, report, report.get("error"))
     return code
@@ -106,7 +131,7 @@ def _print(args: argparse.Namespace, report: dict[str, Any], error: str | None) 
         print(f"store: {EMBEDDED_NOTE}")
     else:
         version = report.get("redis_version")
-        print(f"store: Redis at {report['redis_url']}" + (f" (Redis {version})" if version else ""))
+        print(f"store: {report['where']}" + (f" (Redis {version})" if version else ""))
         print(f"key prefix: {report['key_prefix']}")
         if "maxmemory_policy" in report:
             print(f"maxmemory-policy: {report['maxmemory_policy']}")

@@ -1,4 +1,4 @@
-"""``dcr-middleware clients ...``: list, show and delete registered clients in Redis.
+"""``dcr-middleware clients ...``: list, show, delete and purge registered clients in Redis.
 
 Secrets never leave the store through these commands: neither the plaintext ``client_secret``
 kept for ``client_secret_jwt`` clients nor the digests of secrets and registration access tokens.
@@ -13,12 +13,12 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from redis.exceptions import RedisError
-
+from ._env import parse_duration
 from .client import RegisteredClient
 from .errors import ConfigurationError, ConflictError
 from .settings import Settings
-from .storage.base import client_key
+from .storage.base import client_key, used_key
+from .storage.connect import REDIS_ERRORS
 from .storage.redis import RedisBackend, storage_error
 from .store import ClientStore
 
@@ -27,7 +27,7 @@ _BATCH = 500
 
 
 def _backend(settings: Settings) -> RedisBackend:
-    if settings.redis_url is None:
+    if not settings.uses_redis:
         raise ConfigurationError(
             [
                 "DCR_REDIS_URL: registered clients are read from Redis; set it to the "
@@ -61,6 +61,15 @@ def _records(backend: RedisBackend) -> Iterator[str]:
 
     On a terminal, standard error shows how many were read so far (``read 2500 clients...``).
     """
+    for record, _ in _records_and_use(backend):
+        yield record
+
+
+def _records_and_use(backend: RedisBackend) -> Iterator[tuple[str, int | None]]:
+    """Every stored client record with its last noted use (epoch ms, ``None`` when never).
+
+    Plain reads: listing or purging does not count as using a client.
+    """
     pattern = client_key(_glob_escape(backend.prefix), "*")
     progress = sys.stderr.isatty()
     seen = 0
@@ -69,19 +78,26 @@ def _records(backend: RedisBackend) -> Iterator[str]:
             with backend.client.pipeline(transaction=False) as pipe:
                 for key in batch:
                     pipe.get(key)
+                    pipe.get(used_key(backend.prefix, _id_of(key)))
                 values = pipe.execute()
             # A key deleted since SCAN saw it reads as None.
-            yield from (str(v) for v in values if v is not None)
+            for record, used in zip(values[::2], values[1::2], strict=True):
+                if record is not None:
+                    yield str(record), None if used is None else int(used)
             seen += len(batch)
             if progress:
                 sys.stderr.write(f"\rread {seen} clients...")
                 sys.stderr.flush()
-    except RedisError as exc:
+    except REDIS_ERRORS as exc:
         raise storage_error(exc) from exc
     finally:
         if progress and seen:
             sys.stderr.write("\r\033[K")
             sys.stderr.flush()
+
+
+def _id_of(key: str) -> str:
+    return key[key.index("{") + 1 : key.rindex("}")]
 
 
 def _summary(client: RegisteredClient) -> dict[str, Any]:
@@ -151,11 +167,13 @@ def list_clients(args: argparse.Namespace, settings: Settings) -> int:
 
 def show(args: argparse.Namespace, settings: Settings) -> int:
     """Show one client's stored metadata (never secrets)."""
-    store = _store(settings)
+    backend = _backend(settings)
     try:
-        client = store.get(args.client_id)
+        # A plain read (not ClientStore.get): looking a client up here is not a use of it.
+        record = backend.get(args.client_id) if ClientStore.known_id(args.client_id) else None
     finally:
-        store.close()
+        backend.close()
+    client = None if record is None else RegisteredClient.from_record(record)
     if client is None:
         sys.stderr.write(f"no client {args.client_id!r}\n")
         return 1
@@ -194,9 +212,48 @@ def delete(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def purge(args: argparse.Namespace, settings: Settings) -> int:
+    """Delete the clients unused for ``--idle-for`` (last noted use, or registration)."""
+    try:
+        idle_for = parse_duration(args.idle_for)
+    except ValueError as exc:
+        sys.stderr.write(f"--idle-for: {exc}\n")
+        return 2
+    if idle_for < 1:
+        sys.stderr.write("--idle-for must be at least 1 second\n")
+        return 2
+    cutoff = time.time() - idle_for
+    backend = _backend(settings)
+    purged: list[str] = []
+    changed = 0
+    try:
+        for record, used in _records_and_use(backend):
+            client = RegisteredClient.from_record(record)
+            last = used / 1000 if used is not None else client.client_id_issued_at
+            if last >= cutoff:
+                continue
+            if not args.dry_run:
+                if not backend.purge(client.client_id, record, used):
+                    changed += 1  # used or updated since it was read: kept
+                    continue
+                if client.counted:
+                    backend.release()
+            purged.append(client.client_id)
+    finally:
+        backend.close()
+    if args.json:
+        print(json.dumps({"purged": purged, "dry_run": args.dry_run, "skipped": changed}))
+        return 0
+    verb = "would purge" if args.dry_run else "purged"
+    sys.stderr.write(f"{verb} {len(purged)} clients idle for {args.idle_for} or more\n")
+    if changed:
+        sys.stderr.write(f"kept {changed} clients that changed while purging\n")
+    return 0
+
+
 def add_parser(commands: Any) -> None:
     """Register ``clients list|show|delete`` on the main parser's subcommands."""
-    parser = commands.add_parser("clients", help="list, show and delete registered clients")
+    parser = commands.add_parser("clients", help="list, show, delete and purge registered clients")
     sub = parser.add_subparsers(dest="clients_command", required=True)
     listing = sub.add_parser("list", help="list registered clients, oldest first")
     listing.add_argument("--limit", type=int, help="show at most N clients (the oldest)")
@@ -211,3 +268,13 @@ def add_parser(commands: Any) -> None:
     drop = sub.add_parser("delete", help="delete a client")
     drop.add_argument("client_id", help="the client_id")
     drop.set_defaults(handler=delete)
+    sweep = sub.add_parser("purge", help="delete clients unused for a while")
+    sweep.add_argument(
+        "--idle-for",
+        required=True,
+        help="a duration (90d, 12h, 3600): clients not looked up for that long, or never "
+        "looked up and registered that long ago",
+    )
+    sweep.add_argument("--dry-run", action="store_true", help="only report what would go")
+    sweep.add_argument("--json", action="store_true", help="print JSON")
+    sweep.set_defaults(handler=purge)

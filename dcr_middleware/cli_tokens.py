@@ -16,7 +16,7 @@ from .storage.base import SyncBackend
 
 
 def _backend(settings: Settings) -> SyncBackend:
-    if settings.redis_url is None:
+    if not settings.uses_redis:
         raise ConfigurationError(
             ["DCR_REDIS_URL: minted tokens live in Redis; set it to the middleware's Redis"]
         )

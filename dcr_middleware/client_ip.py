@@ -15,6 +15,7 @@ IPv4-mapped IPv6 addresses count as the IPv4 address.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 from collections.abc import Iterable, Mapping
@@ -31,8 +32,12 @@ def parse_networks(entries: Iterable[str]) -> tuple[IPNetwork, ...]:
     return tuple(ipaddress.ip_network(entry.strip(), strict=False) for entry in entries)
 
 
+@functools.lru_cache(maxsize=4096)
 def parse_ip(text: str) -> IPAddress | None:
-    """An address from a header or a socket: ``1.2.3.4``, ``1.2.3.4:80``, ``[::1]:80``, ``::1``."""
+    """An address from a header or a socket: ``1.2.3.4``, ``1.2.3.4:80``, ``[::1]:80``, ``::1``.
+
+    Cached (addresses are immutable; the same peers and proxies come back on every request).
+    """
     text = text.strip().strip('"')
     if text.startswith("["):
         text = text[1 : text.find("]")] if "]" in text else ""

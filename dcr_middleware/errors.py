@@ -129,6 +129,15 @@ class InvalidTokenError(DCRError):
         return [("WWW-Authenticate", 'Bearer error="invalid_token"')]
 
 
+class InvalidClientError(DCRError):
+    """RFC 6749 §5.2: the client is unknown (never registered, deleted, or expired after
+    ``DCR_CLIENT_IDLE_TTL``) or its secret is wrong: ``401``, so a well-behaved client registers
+    again. Raised by :meth:`ClientStore.require` for the authorization server's token endpoint."""
+
+    error = "invalid_client"
+    status = 401
+
+
 class ConflictError(InvalidRequestError):
     """The client changed between reading and writing it (a concurrent update): ``409``."""
 

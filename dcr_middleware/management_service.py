@@ -13,7 +13,8 @@ from .admission import Admission, RequestHead
 from .client import RegisteredClient
 from .cors import CORS
 from .errors import DCRError, InvalidTokenError, MethodNotAllowedError
-from .service import logger, refused
+from .events import ClientDeleted, ClientEvent, ClientRead, ClientUpdated, Observer, Seen
+from .service import refused
 from .settings import Settings
 from .store import AsyncClientStore, ClientStore
 
@@ -35,17 +36,20 @@ def _check_method(method: str) -> None:
         )
 
 
+def _seen(admission: Admission, head: RequestHead, client_id: str) -> Seen:
+    path = f"{admission.path}/{client_id}"
+    return Seen("management", head.method, path, admission.address(head), time.monotonic())
+
+
 def _read(client: RegisteredClient, uri: str, token: str) -> Response:
     return json_response(200, management.client_information(client, uri, token))
 
 
-def _deleted(client_id: str) -> Response:
-    logger.info("client deleted: client_id=%s", client_id)
+def _deleted() -> Response:
     return Response(204, list(_NO_STORE), b"")
 
 
 def _updated(update: management.Update, uri: str) -> Response:
-    logger.info("client updated: client_id=%s", update.client.client_id)
     body = management.client_information(update.client, uri, update.access_token, update.secret)
     return json_response(200, body)
 
@@ -53,14 +57,23 @@ def _updated(update: management.Update, uri: str) -> Response:
 class ManagementService:
     """``GET``/``PUT``/``DELETE P/{client_id}`` through a blocking :class:`ClientStore`."""
 
-    def __init__(self, settings: Settings, store: ClientStore, admission: Admission) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        store: ClientStore,
+        admission: Admission,
+        observer: Observer | None = None,
+    ) -> None:
         self.settings = settings
         self.store = store
         self.admission = admission
         self.cors = CORS(settings, methods=", ".join(management.METHODS))
+        self.observer = Observer() if observer is None else observer
 
     def handle(self, head: RequestHead, client_id: str, read_body: Callable[[], bytes]) -> Response:
         """Answer one request to the client configuration endpoint."""
+        seen = _seen(self.admission, head, client_id)
+        kind: type[ClientEvent] = ClientRead
         try:
             _check_method(head.method)
             token, digest = _presented(head)
@@ -73,7 +86,7 @@ class ManagementService:
                 response = _read(client, uri, token)
             elif head.method == "DELETE":
                 self.store.replace(client_id, loaded[1], None)
-                response = _deleted(client_id)
+                response, kind = _deleted(), ClientDeleted
             else:
                 self.admission.check_head(head)
                 update = management.prepare_update(
@@ -86,25 +99,37 @@ class ManagementService:
                     statements=self.admission.statements,
                 )
                 self.store.replace(client_id, loaded[1], update.client)
-                response = _updated(update, uri)
+                response, kind, client = _updated(update, uri), ClientUpdated, update.client
         except DCRError as exc:
             response = refused(exc, [])
+            self.observer.refused(seen, exc, client_id=client_id)
+        else:
+            self.observer.done(seen, kind, client)
         return self.cors.apply(head, response)
 
 
 class AsyncManagementService:
     """``GET``/``PUT``/``DELETE P/{client_id}`` through an :class:`AsyncClientStore`."""
 
-    def __init__(self, settings: Settings, store: AsyncClientStore, admission: Admission) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        store: AsyncClientStore,
+        admission: Admission,
+        observer: Observer | None = None,
+    ) -> None:
         self.settings = settings
         self.store = store
         self.admission = admission
         self.cors = CORS(settings, methods=", ".join(management.METHODS))
+        self.observer = Observer() if observer is None else observer
 
     async def handle(
         self, head: RequestHead, client_id: str, read_body: Callable[[], Awaitable[bytes]]
     ) -> Response:
         """Answer one request to the client configuration endpoint."""
+        seen = _seen(self.admission, head, client_id)
+        kind: type[ClientEvent] = ClientRead
         try:
             _check_method(head.method)
             token, digest = _presented(head)
@@ -117,7 +142,7 @@ class AsyncManagementService:
                 response = _read(client, uri, token)
             elif head.method == "DELETE":
                 await self.store.replace(client_id, loaded[1], None)
-                response = _deleted(client_id)
+                response, kind = _deleted(), ClientDeleted
             else:
                 self.admission.check_head(head)
                 update = management.prepare_update(
@@ -130,7 +155,10 @@ class AsyncManagementService:
                     statements=self.admission.statements,
                 )
                 await self.store.replace(client_id, loaded[1], update.client)
-                response = _updated(update, uri)
+                response, kind, client = _updated(update, uri), ClientUpdated, update.client
         except DCRError as exc:
             response = refused(exc, [])
+            self.observer.refused(seen, exc, client_id=client_id)
+        else:
+            self.observer.done(seen, kind, client)
         return self.cors.apply(head, response)

@@ -80,6 +80,7 @@ class RateDecision:
     remaining: int
     reset_seconds: int
     retry_after_seconds: int = 0
+    retry_after_ms: int = 0  # exact, for the in-process refusal memory (admission.Refusals)
 
 
 def parse_rate_limits(raw: str) -> tuple[Limit, ...]:
@@ -117,7 +118,7 @@ def decide(
     if max(retry) > 0:
         worst = max(range(len(limits)), key=lambda i: retry[i])
         wait = math.ceil(retry[worst] / 1000)
-        return RateDecision(False, limits[worst], 0, wait, wait), None
+        return RateDecision(False, limits[worst], 0, wait, wait, retry[worst]), None
     remaining = [
         (limit.window_ms - a) // limit.interval_ms for a, limit in zip(ahead, limits, strict=True)
     ]
@@ -148,6 +149,6 @@ def script_args(limits: tuple[Limit, ...]) -> list[str | int]:
 
 
 def decision_from_reply(reply: list[int], limits: tuple[Limit, ...]) -> RateDecision:
-    """Read the reply of ``storage/lua/ratelimit.lua``."""
-    allowed, index, remaining, reset, retry = (int(x) for x in reply)
-    return RateDecision(bool(allowed), limits[index - 1], remaining, reset, retry)
+    """Read the reply of ``gcra()`` in ``storage/lua/gcra.lua``."""
+    allowed, index, remaining, reset, retry, retry_ms = (int(x) for x in reply)
+    return RateDecision(bool(allowed), limits[index - 1], remaining, reset, retry, retry_ms)

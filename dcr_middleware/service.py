@@ -2,10 +2,13 @@
 that differ only in ``await``.
 
 Order of work for ``POST P``: headers (415/413, no I/O), the initial access token (401; a
-storage read for minted tokens), the rate limit (one storage call, before any byte of the body
-is read; 429), body (413 past the cap), validation (400), taking a use of a minted token (401
-when another request took the last one), then the atomic create (403 at the client cap, 503 when
-storage fails). Responses after the rate-limit check carry the RateLimit fields.
+storage read for minted tokens), a refusal this process remembers for the client's rate-limit
+bucket (429 before any byte of the body is read, no I/O; :mod:`.refusals`), body (413 past the
+cap), validation (400), then one atomic storage step that decides the rate limit (429), takes a
+use of a minted token (401 when another request took the last one), a place under the client cap
+(403) and creates the client: one Redis round trip on one node (503 when storage fails). A
+request refused before that step is still charged to its bucket (one storage call), and answered
+429 if the bucket is exhausted. Responses after a rate-limit check carry the RateLimit fields.
 """
 
 from __future__ import annotations
@@ -19,11 +22,13 @@ from ._http import Response, error_response, json_response
 from .admission import Admission, RatePlan, RequestHead
 from .cors import CORS
 from .errors import DCRError
+from .events import ClientRegistered, Observer, Seen
 from .ratelimit import RateDecision
+from .refusals import Refusals
 from .registration import NewClient, prepare_registration
 from .settings import Settings
 from .store import AsyncClientStore, ClientStore
-from .tokens import Grant, TokenPolicy, unknown_token
+from .tokens import Grant, TokenPolicy
 
 logger = logging.getLogger("dcr_middleware")
 
@@ -44,16 +49,32 @@ def _prepare(
 
 
 def _created(new: NewClient, extra: list[tuple[str, str]]) -> Response:
-    logger.info("client registered: client_id=%s", new.client_id)
     return json_response(201, new.response, extra)
 
 
 def refused(error: DCRError, extra: list[tuple[str, str]]) -> Response:
-    logger.info("request refused: %s (%s)", error.error, error.status)
     response = error_response(error)
     names = {name.lower() for name, _ in response.headers}
     response.headers.extend(h for h in extra if h[0].lower() not in names)
     return response
+
+
+def _seen(gate: Admission, head: RequestHead) -> Seen:
+    return Seen("registration", head.method, gate.path, gate.address(head), time.monotonic())
+
+
+def _minted(grant: Grant | None) -> str | None:
+    """The digest of a minted token whose use the registration takes, if any."""
+    return grant.digest if grant is not None and grant.minted else None
+
+
+def _refuse_if_known(refusals: Refusals, gate: Admission, plan: RatePlan) -> None:
+    """``429`` before the body is read when this process saw the bucket refused and the
+    refusal still stands (see :mod:`.refusals`)."""
+    if plan.limits:
+        known = refusals.recall(plan.bucket, plan.limits)
+        if known is not None:
+            gate.enforce(plan, known)
 
 
 def warn_if_embedded(settings: Settings) -> None:
@@ -68,15 +89,20 @@ def warn_if_embedded(settings: Settings) -> None:
 class RegistrationService:
     """Registers clients through a blocking :class:`ClientStore`."""
 
-    def __init__(self, settings: Settings, store: ClientStore) -> None:
+    def __init__(
+        self, settings: Settings, store: ClientStore, observer: Observer | None = None
+    ) -> None:
         self.settings = settings
         self.store = store
         self.admission = Admission(settings)
         self.cors = CORS(settings)
+        self.refusals = Refusals()
+        self.observer = Observer() if observer is None else observer
 
     def register(self, head: RequestHead, read_body: Callable[[], bytes]) -> Response:
         """Answer ``POST P``; ``read_body`` is called only once the request is admitted."""
-        gate, backend = self.admission, self.store.backend
+        gate, store = self.admission, self.store
+        seen = _seen(gate, head)
         plan: RatePlan | None = None
         decision: RateDecision | None = None
         try:
@@ -85,37 +111,57 @@ class RegistrationService:
             digest = gate.token_digest(head)
             if digest is not None:
                 grant = gate.static_grant(digest) or gate.minted_grant(
-                    digest, backend.token_get(digest)
+                    digest, store.backend.token_get(digest)
                 )
             plan = gate.rate_plan(head, grant)
-            if plan.limits:
-                decision = self.store.hit(plan.bucket, plan.limits)
-                gate.enforce(plan, decision)
-            new = _prepare(read_body(), self.settings, gate, head, grant)
-            if grant is not None and grant.minted and not backend.token_use(grant.digest):
-                raise unknown_token()
-            self.store.create(new.client)
+            _refuse_if_known(self.refusals, gate, plan)
+            try:
+                new = _prepare(read_body(), self.settings, gate, head, grant)
+            except DCRError:
+                if plan.limits:  # a refused request is charged too, and 429 comes first
+                    sent_at = time.monotonic()
+                    decision = store.hit(plan.bucket, plan.limits)
+                    self._enforce(plan, decision, sent_at)
+                raise
+            sent_at = time.monotonic()
+            attempted = store.register(
+                new.client, bucket=plan.bucket, limits=plan.limits, token=_minted(grant)
+            )
+            decision = attempted.decision
+            if decision is not None:
+                self._enforce(plan, decision, sent_at)
         except DCRError as exc:
             response = refused(exc, gate.rate_headers(plan, decision))
+            self.observer.refused(seen, exc, scope=None if plan is None else plan.scope)
         else:
             response = _created(new, gate.rate_headers(plan, decision))
+            self.observer.done(seen, ClientRegistered, new.client)
         return self.cors.apply(head, response)
+
+    def _enforce(self, plan: RatePlan, decision: RateDecision, sent_at: float) -> None:
+        self.refusals.note(plan.bucket, plan.limits, decision, sent_at)
+        self.admission.enforce(plan, decision)
 
 
 class AsyncRegistrationService:
     """Registers clients through an :class:`AsyncClientStore`."""
 
-    def __init__(self, settings: Settings, store: AsyncClientStore) -> None:
+    def __init__(
+        self, settings: Settings, store: AsyncClientStore, observer: Observer | None = None
+    ) -> None:
         self.settings = settings
         self.store = store
         self.admission = Admission(settings)
         self.cors = CORS(settings)
+        self.refusals = Refusals()
+        self.observer = Observer() if observer is None else observer
 
     async def register(
         self, head: RequestHead, read_body: Callable[[], Awaitable[bytes]]
     ) -> Response:
         """Answer ``POST P``; ``read_body`` is called only once the request is admitted."""
-        gate, backend = self.admission, self.store.backend
+        gate, store = self.admission, self.store
+        seen = _seen(gate, head)
         plan: RatePlan | None = None
         decision: RateDecision | None = None
         try:
@@ -124,18 +170,33 @@ class AsyncRegistrationService:
             digest = gate.token_digest(head)
             if digest is not None:
                 grant = gate.static_grant(digest) or gate.minted_grant(
-                    digest, await backend.token_get(digest)
+                    digest, await store.backend.token_get(digest)
                 )
             plan = gate.rate_plan(head, grant)
-            if plan.limits:
-                decision = await self.store.hit(plan.bucket, plan.limits)
-                gate.enforce(plan, decision)
-            new = _prepare(await read_body(), self.settings, gate, head, grant)
-            if grant is not None and grant.minted and not await backend.token_use(grant.digest):
-                raise unknown_token()
-            await self.store.create(new.client)
+            _refuse_if_known(self.refusals, gate, plan)
+            try:
+                new = _prepare(await read_body(), self.settings, gate, head, grant)
+            except DCRError:
+                if plan.limits:  # a refused request is charged too, and 429 comes first
+                    sent_at = time.monotonic()
+                    decision = await store.hit(plan.bucket, plan.limits)
+                    self._enforce(plan, decision, sent_at)
+                raise
+            sent_at = time.monotonic()
+            attempted = await store.register(
+                new.client, bucket=plan.bucket, limits=plan.limits, token=_minted(grant)
+            )
+            decision = attempted.decision
+            if decision is not None:
+                self._enforce(plan, decision, sent_at)
         except DCRError as exc:
             response = refused(exc, gate.rate_headers(plan, decision))
+            self.observer.refused(seen, exc, scope=None if plan is None else plan.scope)
         else:
             response = _created(new, gate.rate_headers(plan, decision))
+            self.observer.done(seen, ClientRegistered, new.client)
         return self.cors.apply(head, response)
+
+    def _enforce(self, plan: RatePlan, decision: RateDecision, sent_at: float) -> None:
+        self.refusals.note(plan.bucket, plan.limits, decision, sent_at)
+        self.admission.enforce(plan, decision)

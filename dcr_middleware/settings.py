@@ -29,6 +29,10 @@ class Settings:
     app: str | None = None
     path: str = "/register"
     redis_url: str | None = None
+    # Redis Cluster / Sentinel (dcr_middleware.storage.connect, docs/redis-cluster.md).
+    redis_cluster: bool = False
+    redis_sentinels: tuple[str, ...] = ()
+    redis_sentinel_master: str | None = None
     key_prefix: str = "dcr"
     redis_connect_timeout: float = 0.5
     redis_timeout: float = 1.0
@@ -46,7 +50,13 @@ class Settings:
     allowed_redirect_hosts: tuple[str, ...] | None = None
     allow_insecure_redirect_uris: bool = False
     client_secret_ttl: int = field(default=0, metadata=_DURATION)
+    client_idle_ttl: int = field(default=0, metadata=_DURATION)
     issuer: str | None = None
+    # RFC 8414 discovery (dcr_middleware.discovery, docs/discovery.md).
+    serve_metadata: bool = False
+    authorization_endpoint: str | None = None
+    token_endpoint: str | None = None
+    code_challenge_methods: tuple[str, ...] = ("S256",)
     rate_limit: str = "20/hour;200/day"
     trusted_proxies: tuple[str, ...] = ()
     forwarded_header: str = "x-forwarded-for"
@@ -80,6 +90,9 @@ class Settings:
         "A256GCM",
     )
     allowed_subject_types: tuple[str, ...] = ("public",)
+    # Observability (dcr_middleware.events, docs/observability.md).
+    event_hook: str | None = None
+    metrics: bool = False
 
     def __post_init__(self) -> None:
         problems = _checks.check_types(self, _HINTS)
@@ -118,8 +131,9 @@ class Settings:
 
     @property
     def uses_redis(self) -> bool:
-        """True when clients are stored in Redis rather than the embedded store."""
-        return self.redis_url is not None
+        """True when clients are stored in Redis (``DCR_REDIS_URL`` or ``DCR_REDIS_SENTINELS``)
+        rather than the embedded store."""
+        return self.redis_url is not None or bool(self.redis_sentinels)
 
     def __repr__(self) -> str:
         parts = []

@@ -11,11 +11,12 @@ import dataclasses
 import re
 
 from .client import RegisteredClient
-from .errors import ClientCapError, ConflictError, StorageError
+from .errors import ClientCapError, ConflictError, InvalidClientError, StorageError
 from .ratelimit import Limit, RateDecision
 from .settings import Settings
-from .storage.base import AsyncBackend, SyncBackend
+from .storage.base import AsyncBackend, Attempt, Attempted, Lifetime, Outcome, SyncBackend
 from .storage.memory import AsyncMemoryBackend, MemoryBackend
+from .tokens import unknown_token
 
 # Identifiers this library issues are base64url; anything else cannot name a stored client and is
 # answered without a storage round trip (and never reaches a Redis key name).
@@ -43,9 +44,38 @@ def _cap_reached(cap: int) -> ClientCapError:
     return ClientCapError(f"this server accepts no more registrations ({cap} clients)")
 
 
+def _unknown_client() -> InvalidClientError:
+    return InvalidClientError("client authentication failed")
+
+
+def _attempt(
+    settings: Settings,
+    client: RegisteredClient,
+    bucket: str,
+    limits: tuple[Limit, ...],
+    token: str | None,
+) -> Attempt:
+    cap = settings.max_clients
+    if cap:  # only clients stored under a cap give a place back when deleted
+        client = dataclasses.replace(client, counted=True)
+    ttl_ms = settings.client_idle_ttl * 1000
+    return Attempt(client.client_id, client.to_record(), bucket, limits, token, cap, ttl_ms)
+
+
+def _settle(attempted: Attempted, attempt: Attempt) -> Attempted:
+    """Raise for the outcomes that refuse (the rate-limit refusal is the caller's to answer)."""
+    if attempted.outcome is Outcome.CAPPED:
+        raise _cap_reached(attempt.cap)
+    if attempted.outcome is Outcome.TAKEN:
+        raise _collision(attempt.client_id)
+    if attempted.outcome is Outcome.TOKEN_SPENT:
+        raise unknown_token()
+    return attempted
+
+
 def sync_backend(settings: Settings) -> SyncBackend:
     """The backend ``settings`` selects: Redis when ``DCR_REDIS_URL`` is set, else embedded."""
-    if settings.redis_url is None:
+    if not settings.uses_redis:
         return MemoryBackend.shared(settings.key_prefix)
     from .storage.redis import RedisBackend
 
@@ -54,7 +84,7 @@ def sync_backend(settings: Settings) -> SyncBackend:
 
 def async_backend(settings: Settings) -> AsyncBackend:
     """The asyncio backend ``settings`` selects (same rule as :func:`sync_backend`)."""
-    if settings.redis_url is None:
+    if not settings.uses_redis:
         return AsyncMemoryBackend(MemoryBackend.shared(settings.key_prefix))
     from .storage.redis import AsyncRedisBackend
 
@@ -67,6 +97,12 @@ class ClientStore:
     def __init__(self, settings: Settings | None = None, *, backend: SyncBackend | None = None):
         self.settings = Settings.from_env() if settings is None else settings
         self.backend = sync_backend(self.settings) if backend is None else backend
+        self.lifetime = Lifetime.of(self.settings.client_idle_ttl)
+
+    @staticmethod
+    def known_id(client_id: str) -> bool:
+        """Whether ``client_id`` has the shape of an id this library issues."""
+        return _known_shape(client_id)
 
     def get(self, client_id: str) -> RegisteredClient | None:
         """The registered client, or ``None`` when no such client exists."""
@@ -77,12 +113,14 @@ class ClientStore:
         """The client and its stored record (for compare-and-set), or ``None``."""
         if not _known_shape(client_id):
             return None
-        record = self.backend.get(client_id)
+        record = self.backend.lookup(client_id, self.lifetime)
         return None if record is None else (RegisteredClient.from_record(record), record)
 
     def replace(self, client_id: str, record: str, new: RegisteredClient | None) -> None:
         """Replace (``None``: delete) a client if its stored record is still ``record``."""
-        if not self.backend.replace(client_id, record, None if new is None else new.to_record()):
+        new_record = None if new is None else new.to_record()
+        ttl_ms = self.lifetime.idle_ttl_ms
+        if not self.backend.replace(client_id, record, new_record, ttl_ms):
             raise _conflict()
         if new is None and _holds_a_place(record):
             self.backend.release()
@@ -97,21 +135,36 @@ class ClientStore:
     def create(self, client: RegisteredClient) -> None:
         """Store a new client atomically; never overwrites another client.
 
-        Under ``DCR_MAX_CLIENTS`` a place is taken first, atomically, and given back if the
-        create fails.
+        Under ``DCR_MAX_CLIENTS`` a place is taken in the same atomic step (``403`` when none is
+        left); with ``DCR_CLIENT_IDLE_TTL`` the record expires unless it is used.
         """
-        cap = self.settings.max_clients
-        if cap and not self.backend.reserve(cap):
-            raise _cap_reached(cap)
-        if cap:
-            client = dataclasses.replace(client, counted=True)
-        try:
-            if not self.backend.create(client.client_id, client.to_record()):
-                raise _collision(client.client_id)
-        except StorageError:
-            if cap:
-                self.backend.release()
-            raise
+        self.register(client)
+
+    def register(
+        self,
+        client: RegisteredClient,
+        *,
+        bucket: str = "",
+        limits: tuple[Limit, ...] = (),
+        token: str | None = None,
+    ) -> Attempted:
+        """The middleware's registration step: charge ``bucket`` under ``limits``, take a use of
+        the minted token ``token`` (a digest), a place under the cap, and store ``client``, all
+        in one atomic step (one Redis round trip where the keys share a node).
+
+        Returns the outcome (``Outcome.LIMITED`` with the refusing decision, or ``CREATED``);
+        raises :class:`ClientCapError`, :class:`StorageError` or ``InvalidTokenError``.
+        """
+        attempt = _attempt(self.settings, client, bucket, limits, token)
+        return _settle(self.backend.register(attempt), attempt)
+
+    def require(self, client_id: str, client_secret: str | None = None) -> RegisteredClient:
+        """The client (authenticated when ``client_secret`` is given), or
+        :class:`~dcr_middleware.errors.InvalidClientError` (``401 invalid_client``)."""
+        client = self.get(client_id)
+        if client is None or (client_secret is not None and not client.check_secret(client_secret)):
+            raise _unknown_client()
+        return client
 
     def hit(self, bucket: str, limits: tuple[Limit, ...]) -> RateDecision:
         """Charge one registration attempt to a rate-limit bucket (used by the middleware)."""
@@ -128,6 +181,7 @@ class AsyncClientStore:
     def __init__(self, settings: Settings | None = None, *, backend: AsyncBackend | None = None):
         self.settings = Settings.from_env() if settings is None else settings
         self.backend = async_backend(self.settings) if backend is None else backend
+        self.lifetime = Lifetime.of(self.settings.client_idle_ttl)
 
     async def get(self, client_id: str) -> RegisteredClient | None:
         """The registered client, or ``None`` when no such client exists."""
@@ -138,13 +192,14 @@ class AsyncClientStore:
         """The client and its stored record (for compare-and-set), or ``None``."""
         if not _known_shape(client_id):
             return None
-        record = await self.backend.get(client_id)
+        record = await self.backend.lookup(client_id, self.lifetime)
         return None if record is None else (RegisteredClient.from_record(record), record)
 
     async def replace(self, client_id: str, record: str, new: RegisteredClient | None) -> None:
         """Replace (``None``: delete) a client if its stored record is still ``record``."""
         new_record = None if new is None else new.to_record()
-        if not await self.backend.replace(client_id, record, new_record):
+        ttl_ms = self.lifetime.idle_ttl_ms
+        if not await self.backend.replace(client_id, record, new_record, ttl_ms):
             raise _conflict()
         if new is None and _holds_a_place(record):
             await self.backend.release()
@@ -157,23 +212,30 @@ class AsyncClientStore:
         return client
 
     async def create(self, client: RegisteredClient) -> None:
-        """Store a new client atomically; never overwrites another client.
+        """Store a new client atomically; never overwrites another client (see
+        :meth:`ClientStore.create`)."""
+        await self.register(client)
 
-        Under ``DCR_MAX_CLIENTS`` a place is taken first, atomically, and given back if the
-        create fails.
-        """
-        cap = self.settings.max_clients
-        if cap and not await self.backend.reserve(cap):
-            raise _cap_reached(cap)
-        if cap:
-            client = dataclasses.replace(client, counted=True)
-        try:
-            if not await self.backend.create(client.client_id, client.to_record()):
-                raise _collision(client.client_id)
-        except StorageError:
-            if cap:
-                await self.backend.release()
-            raise
+    async def register(
+        self,
+        client: RegisteredClient,
+        *,
+        bucket: str = "",
+        limits: tuple[Limit, ...] = (),
+        token: str | None = None,
+    ) -> Attempted:
+        """The middleware's registration step, in one atomic step (see
+        :meth:`ClientStore.register`)."""
+        attempt = _attempt(self.settings, client, bucket, limits, token)
+        return _settle(await self.backend.register(attempt), attempt)
+
+    async def require(self, client_id: str, client_secret: str | None = None) -> RegisteredClient:
+        """The client (authenticated when ``client_secret`` is given), or
+        :class:`~dcr_middleware.errors.InvalidClientError` (``401 invalid_client``)."""
+        client = await self.get(client_id)
+        if client is None or (client_secret is not None and not client.check_secret(client_secret)):
+            raise _unknown_client()
+        return client
 
     async def hit(self, bucket: str, limits: tuple[Limit, ...]) -> RateDecision:
         """Charge one registration attempt to a rate-limit bucket (used by the middleware)."""

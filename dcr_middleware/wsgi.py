@@ -1,5 +1,6 @@
 """The WSGI middleware: answers ``POST DCR_PATH`` (RFC 7591), ``GET/PUT/DELETE DCR_PATH/{id}``
-(RFC 7592) and their CORS preflights, and passes every other request through.
+(RFC 7592), the RFC 8414 metadata document when ``DCR_SERVE_METADATA`` is on, and their CORS
+preflights, and passes every other request through.
 
 Requests not aimed at the registration endpoint are handed to the wrapped app with the same
 ``environ`` and ``start_response``; the body is never touched. ``dcr_middleware.wsgi:app`` is
@@ -19,9 +20,11 @@ with warnings.catch_warnings():
     import webob
 
 from . import _loader
-from ._http import too_large
+from ._http import Response, too_large
+from ._well_known import MetadataEndpoint
 from .admission import RequestHead
 from .errors import LengthRequiredError
+from .events import EventHook, Observer
 from .management import client_id_from_path
 from .management_service import ManagementService
 from .service import RegistrationService, warn_if_embedded
@@ -30,6 +33,7 @@ from .store import ClientStore
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
+    from prometheus_client.registry import CollectorRegistry
 
 _CHUNK = 65536
 
@@ -39,6 +43,10 @@ class DCRWSGIMiddleware:
 
     ``settings=None`` reads ``DCR_*`` from the environment once, here. ``store`` lets
     applications share one :class:`ClientStore` with the authorization server.
+
+    ``on_event`` is called with each :mod:`~dcr_middleware.events` event (before a
+    ``DCR_EVENT_HOOK``); ``metrics_registry`` turns the Prometheus metrics on, registered there
+    (``DCR_METRICS=true`` registers them on the default registry). See docs/observability.md.
     """
 
     def __init__(
@@ -47,29 +55,36 @@ class DCRWSGIMiddleware:
         settings: Settings | None = None,
         *,
         store: ClientStore | None = None,
+        on_event: EventHook | None = None,
+        metrics_registry: CollectorRegistry | None = None,
     ) -> None:
         self.app = app
         self.settings = Settings.from_env() if settings is None else settings
         self.store = ClientStore(self.settings) if store is None else store
-        self.service = RegistrationService(self.settings, self.store)
-        self.management = ManagementService(self.settings, self.store, self.service.admission)
+        self.observer = Observer.from_settings(
+            self.settings,
+            on_event=on_event,
+            metrics_registry=metrics_registry,
+            backend=self.store.backend,
+        )
+        self.service = RegistrationService(self.settings, self.store, self.observer)
+        self.management = ManagementService(
+            self.settings, self.store, self.service.admission, self.observer
+        )
         self.path = self.settings.path
         self.max_body_bytes = self.settings.max_body_bytes
+        self.metadata = MetadataEndpoint(self.settings) if self.settings.serve_metadata else None
+        self.metadata_path = self.metadata.path if self.metadata else None
         warn_if_embedded(self.settings)
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
+        if self.metadata is not None and path == self.metadata_path:
+            return _respond(self.metadata.handle(_head(environ)), environ, start_response)
         client_id = client_id_from_path(path, self.path)
         if path != self.path and client_id is None:
             return self.app(environ, start_response)
-        request = webob.Request(environ)
-        head = RequestHead(
-            method=request.method,
-            headers={name.lower(): value for name, value in request.headers.items()},
-            peer=request.remote_addr,
-            scheme=request.scheme,
-            host=request.host,
-        )
+        head = _head(environ)
         cors = self.service.cors if client_id is None else self.management.cors
         reader = lambda: _read_body(environ, self.max_body_bytes)  # noqa: E731
         if cors.is_preflight(head.method, head):
@@ -80,9 +95,27 @@ class DCRWSGIMiddleware:
             response = self.service.register(head, reader)
         else:
             return self.app(environ, start_response)
-        return webob.Response(
-            status=response.status, headerlist=list(response.headers), body=response.body
-        )(environ, start_response)
+        return _respond(response, environ, start_response)
+
+
+def _head(environ: WSGIEnvironment) -> RequestHead:
+    request = webob.Request(environ)
+    return RequestHead(
+        method=request.method,
+        headers={name.lower(): value for name, value in request.headers.items()},
+        peer=request.remote_addr,
+        scheme=request.scheme,
+        host=request.host,
+    )
+
+
+def _respond(
+    response: Response, environ: WSGIEnvironment, start_response: StartResponse
+) -> Iterable[bytes]:
+    # WebOb answers HEAD with the headers of the full body and no content (RFC 9110 §9.3.2).
+    return webob.Response(
+        status=response.status, headerlist=list(response.headers), body=response.body
+    )(environ, start_response)
 
 
 def _read_body(environ: WSGIEnvironment, limit: int) -> bytes:

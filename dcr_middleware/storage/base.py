@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import enum
+from dataclasses import dataclass
 from typing import Protocol
 
 from ..ratelimit import Limit, RateDecision
@@ -14,6 +16,11 @@ def client_key(prefix: str, client_id: str) -> str:
     in one slot and a script may touch them together.
     """
     return f"{prefix}:client:{{{client_id}}}"
+
+
+def used_key(prefix: str, client_id: str) -> str:
+    """The key holding when a client was last looked up (epoch ms), in its record's slot."""
+    return f"{prefix}:used:{{{client_id}}}"
 
 
 def rate_key(prefix: str, bucket: str) -> str:
@@ -31,10 +38,56 @@ def counter_key(prefix: str) -> str:
     return f"{prefix}:{{client-count}}"
 
 
+@dataclass(frozen=True, slots=True)
+class Lifetime:
+    """How long an unused client lives, and how often a lookup may write to say it was used."""
+
+    idle_ttl_ms: int = 0  # 0: clients never expire
+    refresh_ms: int = 86_400_000
+
+    @classmethod
+    def of(cls, idle_ttl_seconds: int) -> Lifetime:
+        """Refresh at most every tenth of the TTL, and at least daily (see docs/storage.md)."""
+        ttl_ms = idle_ttl_seconds * 1000
+        return cls(ttl_ms, min(ttl_ms // 10, 86_400_000) if ttl_ms else 86_400_000)
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """One registration, decided atomically: the rate limit (``limits`` on ``bucket``), a use of
+    the minted token ``token`` (a digest), a place under ``cap``, then the create."""
+
+    client_id: str
+    record: str
+    bucket: str = ""
+    limits: tuple[Limit, ...] = ()
+    token: str | None = None
+    cap: int = 0
+    idle_ttl_ms: int = 0
+
+
+class Outcome(enum.Enum):
+    """How an :class:`Attempt` ended (the numbers are ``register.lua``'s replies)."""
+
+    CREATED = 1
+    LIMITED = 2
+    CAPPED = 3
+    TAKEN = 4  # the id holds another client
+    TOKEN_SPENT = 5
+
+
+@dataclass(frozen=True, slots=True)
+class Attempted:
+    """The outcome of an :class:`Attempt` and the rate decision, when a limit was checked."""
+
+    outcome: Outcome
+    decision: RateDecision | None = None
+
+
 class SyncBackend(Protocol):
     """Blocking record storage, used by the WSGI middleware and :class:`ClientStore`."""
 
-    def create(self, client_id: str, record: str) -> bool:
+    def create(self, client_id: str, record: str, idle_ttl_ms: int = 0) -> bool:
         """Store ``record`` unless ``client_id`` holds a different one; True when stored."""
         ...
 
@@ -42,8 +95,19 @@ class SyncBackend(Protocol):
         """The stored record, or ``None``."""
         ...
 
-    def replace(self, client_id: str, expected: str, record: str | None) -> bool:
+    def lookup(self, client_id: str, lifetime: Lifetime) -> str | None:
+        """The stored record, noting the use (renewing its idle TTL) at most once per
+        ``lifetime.refresh_ms``."""
+        ...
+
+    def replace(
+        self, client_id: str, expected: str, record: str | None, idle_ttl_ms: int = 0
+    ) -> bool:
         """Compare-and-set: replace (``None``: delete) only if ``expected`` is still stored."""
+        ...
+
+    def register(self, attempt: Attempt) -> Attempted:
+        """Decide and store one registration atomically (see :class:`Attempt`)."""
         ...
 
     def hit(self, bucket: str, limits: tuple[Limit, ...]) -> RateDecision:
@@ -86,7 +150,7 @@ class SyncBackend(Protocol):
 class AsyncBackend(Protocol):
     """Asynchronous record storage, used by the ASGI middleware and :class:`AsyncClientStore`."""
 
-    async def create(self, client_id: str, record: str) -> bool:
+    async def create(self, client_id: str, record: str, idle_ttl_ms: int = 0) -> bool:
         """Store ``record`` unless ``client_id`` holds a different one; True when stored."""
         ...
 
@@ -94,8 +158,19 @@ class AsyncBackend(Protocol):
         """The stored record, or ``None``."""
         ...
 
-    async def replace(self, client_id: str, expected: str, record: str | None) -> bool:
+    async def lookup(self, client_id: str, lifetime: Lifetime) -> str | None:
+        """The stored record, noting the use (renewing its idle TTL) at most once per
+        ``lifetime.refresh_ms``."""
+        ...
+
+    async def replace(
+        self, client_id: str, expected: str, record: str | None, idle_ttl_ms: int = 0
+    ) -> bool:
         """Compare-and-set: replace (``None``: delete) only if ``expected`` is still stored."""
+        ...
+
+    async def register(self, attempt: Attempt) -> Attempted:
+        """Decide and store one registration atomically (see :class:`Attempt`)."""
         ...
 
     async def hit(self, bucket: str, limits: tuple[Limit, ...]) -> RateDecision:

@@ -1,23 +1,55 @@
 """Building redis-py clients from :class:`~dcr_middleware.settings.Settings`.
 
 One place decides which client a deployment gets (the sync one for WSGI and the CLI, the asyncio
-one for ASGI) and with which timeouts and retry policy: a command is retried once, only after a
-*connection* error, never after a timeout (where a write may have happened).
+one for ASGI), for which topology, and with which timeouts and retry policy: a command is retried
+once, only after a *connection* error, never after a timeout (where a write may have happened).
+
+Topologies:
+
+- one Redis (``DCR_REDIS_URL``): ``redis.Redis`` / ``redis.asyncio.Redis``;
+- Redis Cluster (``DCR_REDIS_CLUSTER=true``, ``DCR_REDIS_URL`` names one seed node):
+  ``RedisCluster``, which reads the slot map from the seed and routes each command to the node
+  holding its key's slot. Every key the middleware writes has a hash tag (see
+  :mod:`.base`), so each Lua script touches one slot. The cluster client also follows ``MOVED`` /
+  ``ASK`` redirections and ``TRYAGAIN`` by itself; after a connection error or ``CLUSTERDOWN`` it
+  re-reads the slot map and retries once (never after a timeout, as above);
+- Sentinel (``DCR_REDIS_SENTINELS`` + ``DCR_REDIS_SENTINEL_MASTER``): a client whose connections
+  ask the sentinels for the current master; ``DCR_REDIS_URL``, optional, supplies only the
+  username, password, database number and TLS (``rediss://``), never the address.
+
+No client opens a socket until its first command (redis-py's blocking ``RedisCluster`` would
+read the slot map when built: :class:`._redis_py.Cluster` defers that to the first command).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeAlias
 
 import redis
 import redis.asyncio
+import redis.asyncio.cluster
+import redis.asyncio.sentinel
+import redis.cluster
+import redis.sentinel
 from redis.asyncio.retry import Retry as AsyncRetry
 from redis.backoff import NoBackoff
+from redis.connection import parse_url
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisClusterException, RedisError
 from redis.retry import Retry
 
+from .._settings_checks import sentinel_address
 from ..errors import ConfigurationError
 from ..settings import Settings
+from . import _redis_py
+
+SyncRedis: TypeAlias = "redis.Redis | redis.cluster.RedisCluster"
+AsyncRedis: TypeAlias = "redis.asyncio.Redis | redis.asyncio.cluster.RedisCluster"
+
+# What a Redis call can raise. redis-py's cluster exceptions mostly subclass RedisError
+# (ClusterDownError, MovedError, TryAgainError...), but RedisClusterException and its
+# SlotNotCoveredError do not: catch this tuple, not RedisError alone.
+REDIS_ERRORS: tuple[type[Exception], ...] = (RedisError, RedisClusterException)
 
 
 def connection_options(settings: Settings) -> dict[str, Any]:
@@ -31,25 +63,83 @@ def connection_options(settings: Settings) -> dict[str, Any]:
 
 
 def redis_url(settings: Settings) -> str:
-    """``DCR_REDIS_URL``, required by every Redis client."""
+    """``DCR_REDIS_URL``, required by every Redis client but the Sentinel one."""
     if settings.redis_url is None:
         raise ConfigurationError(["DCR_REDIS_URL: required by the Redis store"])
     return settings.redis_url
 
 
-def sync_client(settings: Settings) -> redis.Redis:
+def describe(settings: Settings) -> str:
+    """Where the store is, for logs and ``dcr-middleware check`` (never a password)."""
+    from ..settings import mask_url
+
+    if settings.redis_sentinels:
+        sentinels = ",".join(settings.redis_sentinels)
+        return f"Sentinel master {settings.redis_sentinel_master!r} via {sentinels}"
+    kind = "Redis Cluster seed" if settings.redis_cluster else "Redis at"
+    return f"{kind} {mask_url(redis_url(settings))}"
+
+
+def _sentinel_options(settings: Settings, asyncio: bool) -> dict[str, Any]:
+    """The master connections' options: credentials, database and TLS from the optional URL."""
+    options = connection_options(settings)
+    tls = False
+    if settings.redis_url is not None:
+        parsed: dict[str, Any] = parse_url(settings.redis_url)  # type: ignore[no-untyped-call]
+        for name in ("username", "password", "db"):
+            if parsed.get(name) is not None:
+                options[name] = parsed[name]
+        tls = settings.redis_url.startswith("rediss://")
+    kinds: tuple[type, type] = (
+        (_redis_py.AsyncSentinelConnection, _redis_py.AsyncSentinelSSLConnection)
+        if asyncio
+        else (_redis_py.SentinelConnection, _redis_py.SentinelSSLConnection)
+    )
+    options["connection_class"] = kinds[tls]
+    return options
+
+
+def _sentinels(settings: Settings) -> list[tuple[str, int]]:
+    return [sentinel_address(entry) for entry in settings.redis_sentinels]
+
+
+def _master(settings: Settings) -> str:
+    assert settings.redis_sentinel_master is not None  # noqa: S101 - checked by Settings
+    return settings.redis_sentinel_master
+
+
+def sync_client(settings: Settings) -> SyncRedis:
     """The blocking client for ``settings`` (no socket is opened until the first command)."""
-    return redis.Redis.from_url(
-        redis_url(settings),
-        retry=Retry(NoBackoff(), 1, (RedisConnectionError,)),
-        **connection_options(settings),
-    )
+    retry = Retry(NoBackoff(), 1, (RedisConnectionError,))
+    options = connection_options(settings)
+    if settings.redis_cluster:
+        return _redis_py.Cluster(redis_url(settings), retry=retry, **options)
+    if settings.redis_sentinels:
+        # The Sentinels are asked with the same socket timeouts (redis-py copies socket_*).
+        sentinel = redis.sentinel.Sentinel(_sentinels(settings), **options)  # type: ignore[no-untyped-call]
+        client: redis.Redis = sentinel.master_for(  # type: ignore[no-untyped-call]
+            _master(settings),
+            redis_class=_redis_py.SentinelMaster,
+            retry=retry,
+            **_sentinel_options(settings, asyncio=False),
+        )
+        return client
+    return redis.Redis.from_url(redis_url(settings), retry=retry, **options)
 
 
-def async_client(settings: Settings) -> redis.asyncio.Redis:
+def async_client(settings: Settings) -> AsyncRedis:
     """The asyncio client for ``settings`` (no socket is opened until the first command)."""
-    return redis.asyncio.Redis.from_url(
-        redis_url(settings),
-        retry=AsyncRetry(NoBackoff(), 1, (RedisConnectionError,)),
-        **connection_options(settings),
-    )
+    retry = AsyncRetry(NoBackoff(), 1, (RedisConnectionError,))
+    options = connection_options(settings)
+    if settings.redis_cluster:
+        return _redis_py.AsyncCluster.from_url(redis_url(settings), retry=retry, **options)
+    if settings.redis_sentinels:
+        sentinel = redis.asyncio.sentinel.Sentinel(_sentinels(settings), **options)  # type: ignore[no-untyped-call]
+        client: redis.asyncio.Redis = sentinel.master_for(
+            _master(settings),
+            redis_class=_redis_py.AsyncSentinelMaster,
+            retry=retry,
+            **_sentinel_options(settings, asyncio=True),
+        )
+        return client
+    return redis.asyncio.Redis.from_url(redis_url(settings), retry=retry, **options)

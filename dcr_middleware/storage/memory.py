@@ -10,12 +10,17 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from typing import ClassVar
 
 from ..ratelimit import Limit, RateDecision, decide
-from .base import client_key
+from .base import Attempt, Attempted, Lifetime, Outcome, client_key
 
 _PRUNE_AT = 10_000  # buckets held before idle ones are dropped
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
 
 
 class MemoryBackend:
@@ -27,6 +32,8 @@ class MemoryBackend:
     def __init__(self, prefix: str = "dcr") -> None:
         self.prefix = prefix
         self._records: dict[str, str] = {}
+        self._expiry: dict[str, int] = {}  # key -> epoch ms, for clients with an idle TTL
+        self._used: dict[str, int] = {}  # key -> epoch ms of the last noted lookup
         self._buckets: dict[str, dict[str, int]] = {}
         self._reserved = 0
         self._tokens: dict[str, tuple[dict[str, str], int]] = {}
@@ -38,42 +45,123 @@ class MemoryBackend:
         with cls._shared_lock:
             return cls._shared.setdefault(prefix, cls(prefix))
 
-    def create(self, client_id: str, record: str) -> bool:
+    def create(self, client_id: str, record: str, idle_ttl_ms: int = 0) -> bool:
         """Store ``record`` unless ``client_id`` holds a different one."""
-        key = client_key(self.prefix, client_id)
         with self._lock:
-            current = self._records.setdefault(key, record)
-        return current == record
+            return self._create(client_key(self.prefix, client_id), record, idle_ttl_ms)
+
+    def _create(self, key: str, record: str, idle_ttl_ms: int) -> bool:
+        current = self._live(key)
+        if current is not None:
+            return current == record
+        self._records[key] = record
+        if idle_ttl_ms:
+            self._expiry[key] = _now_ms() + idle_ttl_ms
+        return True
+
+    def _live(self, key: str) -> str | None:
+        # Called with the lock held: an expired record is dropped, as Redis does on access.
+        expiry = self._expiry.get(key)
+        if expiry is not None and expiry <= _now_ms():
+            self._drop(key)
+        return self._records.get(key)
+
+    def _drop(self, key: str) -> None:
+        self._records.pop(key, None)
+        self._expiry.pop(key, None)
+        self._used.pop(key, None)
 
     def get(self, client_id: str) -> str | None:
         """The stored record, or ``None``."""
-        return self._records.get(client_key(self.prefix, client_id))
+        with self._lock:
+            return self._live(client_key(self.prefix, client_id))
 
-    def replace(self, client_id: str, expected: str, record: str | None) -> bool:
+    def lookup(self, client_id: str, lifetime: Lifetime) -> str | None:
+        """The stored record, noting the use at most once per refresh interval."""
+        key = client_key(self.prefix, client_id)
+        now = _now_ms()
+        with self._lock:
+            record = self._live(key)
+            if record is not None and now - self._used.get(key, 0) >= lifetime.refresh_ms:
+                self._used[key] = now
+                if lifetime.idle_ttl_ms:
+                    self._expiry[key] = now + lifetime.idle_ttl_ms
+            return record
+
+    def last_used(self, client_id: str) -> int | None:
+        """When the client was last looked up (epoch ms, to refresh-interval precision)."""
+        with self._lock:
+            return self._used.get(client_key(self.prefix, client_id))
+
+    def replace(
+        self, client_id: str, expected: str, record: str | None, idle_ttl_ms: int = 0
+    ) -> bool:
         """Compare-and-set one record (``None`` deletes it)."""
         key = client_key(self.prefix, client_id)
         with self._lock:
-            if self._records.get(key) != expected:
+            if self._live(key) != expected:
                 return False
             if record is None:
-                del self._records[key]
+                self._drop(key)
+                return True
+            self._records[key] = record
+            self._used[key] = now = _now_ms()
+            if idle_ttl_ms:
+                self._expiry[key] = now + idle_ttl_ms
             else:
-                self._records[key] = record
+                self._expiry.pop(key, None)
             return True
+
+    def register(self, attempt: Attempt) -> Attempted:
+        """Decide and store one registration under the lock (``register.lua``'s semantics)."""
+        key = client_key(self.prefix, attempt.client_id)
+        with self._lock:
+            decision, commit = None, None
+            if attempt.limits:
+                decision, commit = self._check(attempt.bucket, attempt.limits)
+                if commit is None:
+                    return Attempted(Outcome.LIMITED, decision)
+            current = self._live(key)
+            if current is not None:
+                same = current == attempt.record
+                return Attempted(Outcome.CREATED if same else Outcome.TAKEN, decision)
+            outcome = Outcome.CREATED
+            if attempt.token and not self._use_token(attempt.token):
+                outcome = Outcome.TOKEN_SPENT
+            elif attempt.cap and not self._reserve(attempt.cap):
+                outcome = Outcome.CAPPED
+            else:
+                self._create(key, attempt.record, attempt.idle_ttl_ms)
+            if commit is not None:
+                commit()
+            return Attempted(outcome, decision)
 
     def hit(self, bucket: str, limits: tuple[Limit, ...]) -> RateDecision:
         """Charge one request to ``bucket`` if every limit allows it (GCRA)."""
-        now_ms = int(time.time() * 1000)
         with self._lock:
-            tats = self._buckets.get(bucket, {})
-            decision, new_tats = decide([tats.get(lim.field) for lim in limits], now_ms, limits)
-            if new_tats is not None:
-                if len(self._buckets) >= _PRUNE_AT:
-                    self._prune(now_ms)
-                self._buckets[bucket] = {
-                    lim.field: tat for lim, tat in zip(limits, new_tats, strict=True)
-                }
+            decision, commit = self._check(bucket, limits)
+            if commit is not None:
+                commit()
         return decision
+
+    def _check(
+        self, bucket: str, limits: tuple[Limit, ...]
+    ) -> tuple[RateDecision, Callable[[], None] | None]:
+        # With the lock held: the decision, and when allowed the charge to apply.
+        now_ms = _now_ms()
+        tats = self._buckets.get(bucket, {})
+        decision, new_tats = decide([tats.get(lim.field) for lim in limits], now_ms, limits)
+        if new_tats is None:
+            return decision, None
+
+        def commit() -> None:
+            if len(self._buckets) >= _PRUNE_AT:
+                self._prune(now_ms)
+            self._buckets[bucket] = {
+                lim.field: tat for lim, tat in zip(limits, new_tats, strict=True)
+            }
+
+        return decision, commit
 
     def _prune(self, now_ms: int) -> None:
         # A bucket whose every TAT has passed is the same as no bucket (what Redis's PEXPIRE
@@ -85,15 +173,23 @@ class MemoryBackend:
     def reserve(self, cap: int) -> bool:
         """Take one place under the client cap."""
         with self._lock:
-            if self._reserved >= cap:
-                return False
-            self._reserved += 1
-            return True
+            return self._reserve(cap)
+
+    def _reserve(self, cap: int) -> bool:
+        if self._reserved >= cap:
+            return False
+        self._reserved += 1
+        return True
 
     def release(self) -> None:
         """Give back a place (a create failed, a client was deleted); never below zero."""
         with self._lock:
             self._reserved = max(0, self._reserved - 1)
+
+    @property
+    def reserved(self) -> int:
+        """Places taken under the client cap (the metrics' stored client count)."""
+        return self._reserved
 
     def token_get(self, digest: str) -> dict[str, str] | None:
         """A minted token's fields, or ``None`` (also once expired)."""
@@ -104,13 +200,16 @@ class MemoryBackend:
     def token_use(self, digest: str) -> bool:
         """Take one use of a minted token atomically."""
         with self._lock:
-            entry = self._live_token(digest)
-            if entry is None:
-                return False
-            uses = int(entry[0]["uses"])
-            if uses > 0:
-                entry[0]["uses"] = str(uses - 1)
-            return uses != 0
+            return self._use_token(digest)
+
+    def _use_token(self, digest: str) -> bool:
+        entry = self._live_token(digest)
+        if entry is None:
+            return False
+        uses = int(entry[0]["uses"])
+        if uses > 0:
+            entry[0]["uses"] = str(uses - 1)
+        return uses != 0
 
     def token_put(self, digest: str, fields: dict[str, str], expires_at: int) -> None:
         """Store a minted token."""
@@ -145,17 +244,27 @@ class AsyncMemoryBackend:
     def __init__(self, backend: MemoryBackend) -> None:
         self.backend = backend
 
-    async def create(self, client_id: str, record: str) -> bool:
+    async def create(self, client_id: str, record: str, idle_ttl_ms: int = 0) -> bool:
         """Store ``record`` unless ``client_id`` holds a different one."""
-        return self.backend.create(client_id, record)
+        return self.backend.create(client_id, record, idle_ttl_ms)
 
     async def get(self, client_id: str) -> str | None:
         """The stored record, or ``None``."""
         return self.backend.get(client_id)
 
-    async def replace(self, client_id: str, expected: str, record: str | None) -> bool:
+    async def lookup(self, client_id: str, lifetime: Lifetime) -> str | None:
+        """The stored record, noting the use at most once per refresh interval."""
+        return self.backend.lookup(client_id, lifetime)
+
+    async def replace(
+        self, client_id: str, expected: str, record: str | None, idle_ttl_ms: int = 0
+    ) -> bool:
         """Compare-and-set one record (``None`` deletes it)."""
-        return self.backend.replace(client_id, expected, record)
+        return self.backend.replace(client_id, expected, record, idle_ttl_ms)
+
+    async def register(self, attempt: Attempt) -> Attempted:
+        """Decide and store one registration atomically."""
+        return self.backend.register(attempt)
 
     async def hit(self, bucket: str, limits: tuple[Limit, ...]) -> RateDecision:
         """Charge one request to ``bucket`` if every limit allows it (GCRA)."""

@@ -20,13 +20,24 @@ from typing import Any
 
 import redis
 import redis.asyncio
-from redis.exceptions import RedisError
+import redis.asyncio.cluster
+import redis.cluster
 
 from ..errors import StorageError
 from ..ratelimit import Limit, RateDecision, decision_from_reply, script_args
 from ..settings import Settings
-from .base import client_key, counter_key, rate_key, token_key
-from .connect import async_client, sync_client
+from .base import (
+    Attempt,
+    Attempted,
+    Lifetime,
+    Outcome,
+    client_key,
+    counter_key,
+    rate_key,
+    token_key,
+    used_key,
+)
+from .connect import REDIS_ERRORS, AsyncRedis, SyncRedis, async_client, sync_client
 
 logger = logging.getLogger("dcr_middleware")
 
@@ -35,8 +46,12 @@ def _lua(name: str) -> str:
     return resources.files(__package__).joinpath(f"lua/{name}.lua").read_text("utf-8")
 
 
+_GCRA = _lua("gcra")
 CREATE_SCRIPT = _lua("create")
-RATELIMIT_SCRIPT = _lua("ratelimit")
+RATELIMIT_SCRIPT = _GCRA + _lua("ratelimit")
+REGISTER_SCRIPT = _GCRA + _lua("register")
+LOOKUP_SCRIPT = _lua("lookup")
+PURGE_SCRIPT = _lua("purge")
 RESERVE_SCRIPT = _lua("reserve")
 TOKEN_USE_SCRIPT = _lua("token_use")
 REPLACE_SCRIPT = _lua("replace")
@@ -51,6 +66,36 @@ def _digest_of(key: str) -> str:
     return key[key.index("{") + 1 : key.rindex("}")]
 
 
+def register_call(prefix: str, attempt: Attempt) -> tuple[list[str], list[str | int]]:
+    """The KEYS and ARGV of ``register.lua`` for ``attempt``."""
+    keys = [
+        client_key(prefix, attempt.client_id),
+        rate_key(prefix, attempt.bucket),
+        counter_key(prefix),
+        token_key(prefix, attempt.token or ""),
+    ]
+    args: list[str | int] = [
+        attempt.record,
+        attempt.idle_ttl_ms,
+        attempt.cap,
+        1 if attempt.token else 0,
+        *(script_args(attempt.limits) if attempt.limits else [0]),
+    ]
+    return keys, args
+
+
+def attempted_from_reply(reply: list[int], limits: tuple[Limit, ...]) -> Attempted:
+    """Read the reply of ``register.lua``."""
+    decision = decision_from_reply(reply[1:], limits) if limits else None
+    return Attempted(Outcome(int(reply[0])), decision)
+
+
+def _one_node(client: Any) -> bool:
+    # On Redis Cluster the keys of one registration hash to different slots, so register.lua
+    # cannot run; the backend makes the same decisions in separate calls.
+    return not isinstance(client, redis.cluster.RedisCluster | redis.asyncio.cluster.RedisCluster)
+
+
 def storage_error(exc: Exception) -> StorageError:
     """Wrap a Redis exception (logged with its type, never returned to clients)."""
     # The exception text can name hosts but never the password; it is logged, not returned.
@@ -61,46 +106,103 @@ def storage_error(exc: Exception) -> StorageError:
 class RedisBackend:
     """Client records in Redis, through the blocking redis-py client."""
 
-    def __init__(self, settings: Settings, client: redis.Redis | None = None) -> None:
+    def __init__(self, settings: Settings, client: SyncRedis | None = None) -> None:
         if client is None:
             client = sync_client(settings)
         self.prefix = settings.key_prefix
         self.client = client
+        self.one_node = _one_node(client)
         self._create = client.register_script(CREATE_SCRIPT)
         self._ratelimit = client.register_script(RATELIMIT_SCRIPT)
+        self._register = client.register_script(REGISTER_SCRIPT)
+        self._lookup = client.register_script(LOOKUP_SCRIPT)
         self._reserve = client.register_script(RESERVE_SCRIPT)
         self._token_use = client.register_script(TOKEN_USE_SCRIPT)
         self._replace = client.register_script(REPLACE_SCRIPT)
         self._release = client.register_script(RELEASE_SCRIPT)
 
-    def create(self, client_id: str, record: str) -> bool:
+    def create(self, client_id: str, record: str, idle_ttl_ms: int = 0) -> bool:
         """Store ``record`` unless ``client_id`` holds a different one (one EVALSHA)."""
+        keys = [client_key(self.prefix, client_id)]
+        args: list[str | int] = [record, idle_ttl_ms]
         try:
-            return bool(self._create(keys=[client_key(self.prefix, client_id)], args=[record]))
-        except RedisError as exc:
+            return bool(self._create(keys=keys, args=args))
+        except REDIS_ERRORS as exc:
             raise storage_error(exc) from exc
+
+    def register(self, attempt: Attempt) -> Attempted:
+        """Decide and store one registration: one EVALSHA, or separate calls on a cluster."""
+        if not self.one_node:
+            return self._register_in_steps(attempt)
+        keys, args = register_call(self.prefix, attempt)
+        try:
+            reply = self._register(keys=keys, args=args)
+        except REDIS_ERRORS as exc:
+            raise storage_error(exc) from exc
+        return attempted_from_reply(reply, attempt.limits)
+
+    def _register_in_steps(self, attempt: Attempt) -> Attempted:
+        decision = None
+        if attempt.limits:
+            decision = self.hit(attempt.bucket, attempt.limits)
+            if not decision.allowed:
+                return Attempted(Outcome.LIMITED, decision)
+        if attempt.token and not self.token_use(attempt.token):
+            return Attempted(Outcome.TOKEN_SPENT, decision)
+        if attempt.cap and not self.reserve(attempt.cap):
+            return Attempted(Outcome.CAPPED, decision)
+        try:
+            created = self.create(attempt.client_id, attempt.record, attempt.idle_ttl_ms)
+        except StorageError:
+            if attempt.cap:
+                self.release()
+            raise
+        if not created and attempt.cap:
+            self.release()
+        return Attempted(Outcome.CREATED if created else Outcome.TAKEN, decision)
+
+    def lookup(self, client_id: str, lifetime: Lifetime) -> str | None:
+        """The stored record, noting the use at most once per refresh interval (one EVALSHA)."""
+        keys = [client_key(self.prefix, client_id), used_key(self.prefix, client_id)]
+        try:
+            value = self._lookup(keys=keys, args=[lifetime.idle_ttl_ms, lifetime.refresh_ms])
+        except REDIS_ERRORS as exc:
+            raise storage_error(exc) from exc
+        return None if value is None else str(value)
 
     def get(self, client_id: str) -> str | None:
         """The stored record, or ``None``."""
         try:
             value = self.client.get(client_key(self.prefix, client_id))
-        except RedisError as exc:
+        except REDIS_ERRORS as exc:
             raise storage_error(exc) from exc
         return None if value is None else str(value)
 
-    def replace(self, client_id: str, expected: str, record: str | None) -> bool:
+    def purge(self, client_id: str, record: str, used: int | None) -> bool:
+        """Delete an idle client if neither its record nor its last use changed since read."""
+        keys = [client_key(self.prefix, client_id), used_key(self.prefix, client_id)]
+        args: list[str | int] = [record, "" if used is None else used]
+        try:
+            return bool(self.client.register_script(PURGE_SCRIPT)(keys=keys, args=args))
+        except REDIS_ERRORS as exc:
+            raise storage_error(exc) from exc
+
+    def replace(
+        self, client_id: str, expected: str, record: str | None, idle_ttl_ms: int = 0
+    ) -> bool:
         """Compare-and-set one record (``None`` deletes it); one EVALSHA."""
-        keys, args = [client_key(self.prefix, client_id)], [expected, record or ""]
+        keys = [client_key(self.prefix, client_id), used_key(self.prefix, client_id)]
+        args: list[str | int] = [expected, record or "", idle_ttl_ms]
         try:
             return bool(self._replace(keys=keys, args=args))
-        except RedisError as exc:
+        except REDIS_ERRORS as exc:
             raise storage_error(exc) from exc
 
     def hit(self, bucket: str, limits: tuple[Limit, ...]) -> RateDecision:
         """Charge one request to ``bucket`` if every limit allows it (one EVALSHA)."""
         try:
             reply = self._ratelimit(keys=[rate_key(self.prefix, bucket)], args=script_args(limits))
-        except RedisError as exc:
+        except REDIS_ERRORS as exc:
             raise storage_error(exc) from exc
         return decision_from_reply(reply, limits)
 
@@ -108,21 +210,21 @@ class RedisBackend:
         """Take one place under the client cap (one EVALSHA)."""
         try:
             return bool(self._reserve(keys=[counter_key(self.prefix)], args=[cap]))
-        except RedisError as exc:
+        except REDIS_ERRORS as exc:
             raise storage_error(exc) from exc
 
     def release(self) -> None:
         """Give back a place (a create failed, a client was deleted); never below zero."""
         try:
             self._release(keys=[counter_key(self.prefix)])
-        except RedisError as exc:
+        except REDIS_ERRORS as exc:
             raise storage_error(exc) from exc
 
     def token_get(self, digest: str) -> dict[str, str] | None:
         """A minted token's fields, or ``None``."""
         try:
             fields = _text(self.client.hgetall(token_key(self.prefix, digest)))
-        except RedisError as exc:
+        except REDIS_ERRORS as exc:
             raise storage_error(exc) from exc
         return fields or None
 
@@ -130,7 +232,7 @@ class RedisBackend:
         """Take one use of a minted token atomically (one EVALSHA)."""
         try:
             return bool(self._token_use(keys=[token_key(self.prefix, digest)]))
-        except RedisError as exc:
+        except REDIS_ERRORS as exc:
             raise storage_error(exc) from exc
 
     def token_put(self, digest: str, fields: dict[str, str], expires_at: int) -> None:
@@ -142,7 +244,7 @@ class RedisBackend:
                 if expires_at:
                     pipe.expireat(key, expires_at)
                 pipe.execute()
-        except RedisError as exc:
+        except REDIS_ERRORS as exc:
             raise storage_error(exc) from exc
 
     def token_list(self) -> list[tuple[str, dict[str, str]]]:
@@ -150,7 +252,7 @@ class RedisBackend:
         try:
             keys = list(self.client.scan_iter(match=token_key(self.prefix, "*"), count=500))
             found = [(_digest_of(k), _text(self.client.hgetall(k))) for k in keys]
-        except RedisError as exc:
+        except REDIS_ERRORS as exc:
             raise storage_error(exc) from exc
         return [(d, fields) for d, fields in found if fields]
 
@@ -158,7 +260,7 @@ class RedisBackend:
         """Revoke a minted token."""
         try:
             return bool(self.client.delete(token_key(self.prefix, digest)))
-        except RedisError as exc:
+        except REDIS_ERRORS as exc:
             raise storage_error(exc) from exc
 
     def close(self) -> None:
@@ -169,41 +271,87 @@ class RedisBackend:
 class AsyncRedisBackend:
     """Client records in Redis, through ``redis.asyncio``."""
 
-    def __init__(self, settings: Settings, client: redis.asyncio.Redis | None = None) -> None:
+    def __init__(self, settings: Settings, client: AsyncRedis | None = None) -> None:
         if client is None:
             client = async_client(settings)
         self.prefix = settings.key_prefix
         self.client = client
+        self.one_node = _one_node(client)
         self._create = client.register_script(CREATE_SCRIPT)
         self._ratelimit = client.register_script(RATELIMIT_SCRIPT)
+        self._register = client.register_script(REGISTER_SCRIPT)
+        self._lookup = client.register_script(LOOKUP_SCRIPT)
         self._reserve = client.register_script(RESERVE_SCRIPT)
         self._token_use = client.register_script(TOKEN_USE_SCRIPT)
         self._replace = client.register_script(REPLACE_SCRIPT)
         self._release = client.register_script(RELEASE_SCRIPT)
 
-    async def create(self, client_id: str, record: str) -> bool:
+    async def create(self, client_id: str, record: str, idle_ttl_ms: int = 0) -> bool:
         """Store ``record`` unless ``client_id`` holds a different one (one EVALSHA)."""
+        keys = [client_key(self.prefix, client_id)]
+        args: list[str | int] = [record, idle_ttl_ms]
         try:
-            return bool(
-                await self._create(keys=[client_key(self.prefix, client_id)], args=[record])
-            )
-        except RedisError as exc:
+            return bool(await self._create(keys=keys, args=args))
+        except REDIS_ERRORS as exc:
             raise storage_error(exc) from exc
+
+    async def register(self, attempt: Attempt) -> Attempted:
+        """Decide and store one registration: one EVALSHA, or separate calls on a cluster."""
+        if not self.one_node:
+            return await self._register_in_steps(attempt)
+        keys, args = register_call(self.prefix, attempt)
+        try:
+            reply = await self._register(keys=keys, args=args)
+        except REDIS_ERRORS as exc:
+            raise storage_error(exc) from exc
+        return attempted_from_reply(reply, attempt.limits)
+
+    async def _register_in_steps(self, attempt: Attempt) -> Attempted:
+        decision = None
+        if attempt.limits:
+            decision = await self.hit(attempt.bucket, attempt.limits)
+            if not decision.allowed:
+                return Attempted(Outcome.LIMITED, decision)
+        if attempt.token and not await self.token_use(attempt.token):
+            return Attempted(Outcome.TOKEN_SPENT, decision)
+        if attempt.cap and not await self.reserve(attempt.cap):
+            return Attempted(Outcome.CAPPED, decision)
+        try:
+            created = await self.create(attempt.client_id, attempt.record, attempt.idle_ttl_ms)
+        except StorageError:
+            if attempt.cap:
+                await self.release()
+            raise
+        if not created and attempt.cap:
+            await self.release()
+        return Attempted(Outcome.CREATED if created else Outcome.TAKEN, decision)
+
+    async def lookup(self, client_id: str, lifetime: Lifetime) -> str | None:
+        """The stored record, noting the use at most once per refresh interval (one EVALSHA)."""
+        keys = [client_key(self.prefix, client_id), used_key(self.prefix, client_id)]
+        try:
+            value = await self._lookup(keys=keys, args=[lifetime.idle_ttl_ms, lifetime.refresh_ms])
+        except REDIS_ERRORS as exc:
+            raise storage_error(exc) from exc
+        return None if value is None else str(value)
 
     async def get(self, client_id: str) -> str | None:
         """The stored record, or ``None``."""
         try:
             value = await self.client.get(client_key(self.prefix, client_id))
-        except RedisError as exc:
+        except REDIS_ERRORS as exc:
             raise storage_error(exc) from exc
         return None if value is None else str(value)
 
-    async def replace(self, client_id: str, expected: str, record: str | None) -> bool:
+    async def replace(
+        self, client_id: str, expected: str, record: str | None, idle_ttl_ms: int = 0
+    ) -> bool:
         """Compare-and-set one record (``None`` deletes it); one EVALSHA."""
-        keys, args = [client_key(self.prefix, client_id)], [expected, record or ""]
+        keys = [client_key(self.prefix, client_id), used_key(self.prefix, client_id)]
+        args: list[str | int] = [expected, record or "", idle_ttl_ms]
         try:
             return bool(await self._replace(keys=keys, args=args))
-        except RedisError as exc:
+        except REDIS_ERRORS as exc:
             raise storage_error(exc) from exc
 
     async def hit(self, bucket: str, limits: tuple[Limit, ...]) -> RateDecision:
@@ -212,7 +360,7 @@ class AsyncRedisBackend:
             reply = await self._ratelimit(
                 keys=[rate_key(self.prefix, bucket)], args=script_args(limits)
             )
-        except RedisError as exc:
+        except REDIS_ERRORS as exc:
             raise storage_error(exc) from exc
         return decision_from_reply(reply, limits)
 
@@ -220,21 +368,21 @@ class AsyncRedisBackend:
         """Take one place under the client cap (one EVALSHA)."""
         try:
             return bool(await self._reserve(keys=[counter_key(self.prefix)], args=[cap]))
-        except RedisError as exc:
+        except REDIS_ERRORS as exc:
             raise storage_error(exc) from exc
 
     async def release(self) -> None:
         """Give back a place (a create failed, a client was deleted); never below zero."""
         try:
             await self._release(keys=[counter_key(self.prefix)])
-        except RedisError as exc:
+        except REDIS_ERRORS as exc:
             raise storage_error(exc) from exc
 
     async def token_get(self, digest: str) -> dict[str, str] | None:
         """A minted token's fields, or ``None``."""
         try:
             fields = _text(await self.client.hgetall(token_key(self.prefix, digest)))
-        except RedisError as exc:
+        except REDIS_ERRORS as exc:
             raise storage_error(exc) from exc
         return fields or None
 
@@ -242,7 +390,7 @@ class AsyncRedisBackend:
         """Take one use of a minted token atomically (one EVALSHA)."""
         try:
             return bool(await self._token_use(keys=[token_key(self.prefix, digest)]))
-        except RedisError as exc:
+        except REDIS_ERRORS as exc:
             raise storage_error(exc) from exc
 
     async def token_put(self, digest: str, fields: dict[str, str], expires_at: int) -> None:
@@ -254,7 +402,7 @@ class AsyncRedisBackend:
                 if expires_at:
                     pipe.expireat(key, expires_at)
                 await pipe.execute()
-        except RedisError as exc:
+        except REDIS_ERRORS as exc:
             raise storage_error(exc) from exc
 
     async def token_list(self) -> list[tuple[str, dict[str, str]]]:
@@ -262,7 +410,7 @@ class AsyncRedisBackend:
         try:
             keys = [k async for k in self.client.scan_iter(match=token_key(self.prefix, "*"))]
             found = [(_digest_of(k), _text(await self.client.hgetall(k))) for k in keys]
-        except RedisError as exc:
+        except REDIS_ERRORS as exc:
             raise storage_error(exc) from exc
         return [(d, fields) for d, fields in found if fields]
 
@@ -270,7 +418,7 @@ class AsyncRedisBackend:
         """Revoke a minted token."""
         try:
             return bool(await self.client.delete(token_key(self.prefix, digest)))
-        except RedisError as exc:
+        except REDIS_ERRORS as exc:
             raise storage_error(exc) from exc
 
     async def close(self) -> None:

@@ -25,6 +25,7 @@ from dcr_middleware import (
     StorageError,
 )
 from dcr_middleware.ratelimit import Limit, RateDecision
+from dcr_middleware.storage.base import Attempt, Attempted
 from dcr_middleware.storage.memory import AsyncMemoryBackend, MemoryBackend
 
 if TYPE_CHECKING:
@@ -60,7 +61,10 @@ def from_httpx(response: httpx.Response) -> Answer:
 class DownBackend(MemoryBackend):
     """An embedded store whose service is down: every call fails like Redis being away."""
 
-    def create(self, client_id: str, record: str) -> bool:
+    def create(self, client_id: str, record: str, idle_ttl_ms: int = 0) -> bool:
+        raise StorageError("the client store is unavailable; try again later")
+
+    def register(self, attempt: Attempt) -> Attempted:
         raise StorageError("the client store is unavailable; try again later")
 
     def hit(self, bucket: str, limits: tuple[Limit, ...]) -> RateDecision:

@@ -208,3 +208,52 @@ def test_wsgi_register_chunked_terminated_body_within_limit_registers() -> None:
     assert status.startswith("201 ")
     assert stream.consumed == len(VALID)
     assert record_count(side.backend) == 1
+
+
+# --- rate-limit refusals: the body of a client this process saw refused is never read --------
+
+LIMITED = Settings(rate_limit="2/minute")
+
+
+async def test_asgi_remembered_refusal_is_answered_before_the_body() -> None:
+    side = asgi_side(LIMITED)
+    answers, reads = [], []
+    for _ in range(4):
+        server = RawASGI(body_messages([VALID]))
+        await side.app(http_scope("POST", "/register", [JSON]), server.receive, server.send)
+        answers.append(server.answer())
+        reads.append(server.received)
+
+    assert [a.status for a in answers] == [201, 201, 429, 429]
+    # The third request is decided by the store together with the create, after its body was
+    # read; the store's refusal is remembered, so the fourth is refused without reading.
+    assert reads == [1, 1, 1, 0]
+    assert int(answers[3].headers["retry-after"]) >= 1
+    assert answers[3].headers["ratelimit"].startswith('"ip-2/60";r=0;t=')
+    assert record_count(side.backend) == 2
+
+
+def test_wsgi_remembered_refusal_is_answered_before_the_body() -> None:
+    side = wsgi_side(LIMITED)
+    statuses, consumed = [], []
+    for _ in range(4):
+        status, _, stream = _call_wsgi(side.app, VALID, {"CONTENT_LENGTH": str(len(VALID))})
+        statuses.append(int(status.split()[0]))
+        consumed.append(stream.consumed)
+
+    assert statuses == [201, 201, 429, 429]
+    assert consumed == [len(VALID)] * 3 + [0]
+    assert record_count(side.backend) == 2
+
+
+@pytest.mark.parametrize("body", [b"{}", b"not json", b'{"redirect_uris":"x"}'])
+async def test_asgi_refused_body_from_an_exhausted_address_gets_429(body: bytes) -> None:
+    # An invalid body is still charged to the bucket, and an exhausted bucket answers first.
+    side = asgi_side(LIMITED)
+    statuses = []
+    for _ in range(3):
+        server = RawASGI(body_messages([body]))
+        await side.app(http_scope("POST", "/register", [JSON]), server.receive, server.send)
+        statuses.append(server.answer().status)
+    assert statuses == [400, 400, 429]
+    assert record_count(side.backend) == 0

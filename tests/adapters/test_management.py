@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from dcr_middleware import RegisteredClient, Settings
+from dcr_middleware.storage.base import Lifetime
 from dcr_middleware.storage.memory import MemoryBackend
 
 from .harness import (
@@ -724,8 +725,8 @@ class RacingBackend(MemoryBackend):
 
     armed = False
 
-    def get(self, client_id: str) -> str | None:
-        record = super().get(client_id)
+    def lookup(self, client_id: str, lifetime: Lifetime) -> str | None:
+        record = super().lookup(client_id, lifetime)
         if self.armed and record is not None:
             self.armed = False
             data = json.loads(record)

@@ -46,6 +46,7 @@ from .helpers import (
     RawResponse,
     RedisServer,
     Server,
+    assert_complete,
     gunicorn_ready_hook,
     ipv6_loopback_available,
     raw_post,
@@ -218,10 +219,15 @@ def test_rate_limit_admits_exactly_the_limit_from_one_address(
     assert set(redis_db.hkeys(bucket)) == {"10/60"}
     assert 0 < redis_db.pttl(bucket) <= 60_000
 
-    # Refused before the body is read: headers announcing a body that never comes get a 429.
-    head_only = raw_post("/register", b"").replace(b"Content-Length: 0", b"Content-Length: 1000")
-    (refused,) = asyncio.run(send_concurrently(server.port, [head_only], BODYLESS_DEADLINE))
-    assert_limited(refused)
+    # A refusal the process remembers is answered before the body is read: headers announcing
+    # a body that never comes get a 429. (Each worker remembers its own refusals, so this is
+    # checked on the one-process server; tests/adapters covers both middlewares.)
+    if kind == "uvicorn":
+        head_only = raw_post("/register", b"").replace(
+            b"Content-Length: 0", b"Content-Length: 1000"
+        )
+        (refused,) = asyncio.run(send_concurrently(server.port, [head_only], BODYLESS_DEADLINE))
+        assert_limited(refused)
     assert len(stored_records(redis_db)) == ALLOWED
     figures(
         record_figure,
@@ -543,7 +549,7 @@ def test_rate_limiter_fails_closed_when_redis_is_down(
     healthy, _ = burst(server, one)
     assert_created_with_headers(healthy[0])
 
-    # Frozen Redis: the rate-limit script times out.
+    # Frozen Redis: the registration script times out (it may still run once Redis resumes).
     own_redis.pause()
     try:
         hung, hung_elapsed = burst(server, one * 2)
@@ -564,7 +570,15 @@ def test_rate_limiter_fails_closed_when_redis_is_down(
     admin = own_redis.client()
     try:
         created = {json.loads(r.body)["client_id"] for r in (*healthy, *back)}
-        assert {key.split("{")[1].rstrip("}") for key in stored_records(admin)} == created
+        stored = stored_records(admin)
+        stored_ids = {key.split("{")[1].rstrip("}") for key in stored}
+        assert created <= stored_ids
+        # A 503 after a timeout leaves the outcome unknown: the script queued in the frozen
+        # Redis may have run on resume. Such a client is complete, never partial; the
+        # connection-refused requests stored nothing.
+        assert len(stored_ids - created) <= len(hung)
+        for key, value in stored.items():
+            assert_complete(key, value)
     finally:
         admin.close()
     assert "Traceback" not in server.output()

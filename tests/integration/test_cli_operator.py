@@ -350,3 +350,57 @@ def test_clients_with_redis_down_exit_1(own_redis: RedisServer) -> None:
 def test_bad_limit_exits_2(redis_url: str, key_prefix: str) -> None:
     done = run("clients", "list", "--limit", "0", redis_url=redis_url, prefix=key_prefix)
     assert done.returncode == 2
+
+
+# --- clients purge --idle-for ------------------------------------------------------------------
+
+
+def test_clients_purge_deletes_only_idle_clients(redis_url: str, key_prefix: str) -> None:
+    now = int(time.time())
+    body = {"redirect_uris": ["https://app.example.com/cb"]}
+    old_unused = register(redis_url, key_prefix, body, now=now - 10 * 86400)
+    old_but_used = register(redis_url, key_prefix, body, now=now - 10 * 86400)
+    recent = register(redis_url, key_prefix, body, now=now - 3600)
+    settings = Settings(redis_url=redis_url, key_prefix=key_prefix, max_clients=100)
+    store = ClientStore(settings)
+    try:
+        assert store.get(old_but_used.client_id) is not None  # a lookup notes the use
+    finally:
+        store.close()
+    admin = redis.Redis.from_url(redis_url, decode_responses=True)
+    try:
+        assert admin.get(counter_key(key_prefix)) == "3"
+
+        dry = run(
+            "clients", "purge", "--idle-for", "7d", "--dry-run", "--json",
+            redis_url=redis_url, prefix=key_prefix,
+        )  # fmt: skip
+        assert dry.returncode == 0, dry.stderr
+        assert json.loads(dry.stdout) == {
+            "purged": [old_unused.client_id],
+            "dry_run": True,
+            "skipped": 0,
+        }
+        assert admin.exists(client_key(key_prefix, old_unused.client_id)) == 1
+
+        done = run("clients", "purge", "--idle-for", "7d", redis_url=redis_url, prefix=key_prefix)
+        assert done.returncode == 0, done.stderr
+        assert "purged 1 clients idle for 7d or more" in done.stderr
+        assert admin.exists(client_key(key_prefix, old_unused.client_id)) == 0
+        for kept in (old_but_used, recent):
+            assert admin.exists(client_key(key_prefix, kept.client_id)) == 1
+        assert admin.get(counter_key(key_prefix)) == "2"  # its DCR_MAX_CLIENTS place came back
+
+        # Listing and showing are plain reads: they do not make a client look used.
+        run("clients", "list", redis_url=redis_url, prefix=key_prefix)
+        run("clients", "show", recent.client_id, redis_url=redis_url, prefix=key_prefix)
+        assert admin.exists(f"{key_prefix}:used:{{{recent.client_id}}}") == 0
+    finally:
+        admin.close()
+
+
+@pytest.mark.parametrize("value", ["soon", "0", "-5"])
+def test_clients_purge_refuses_a_bad_duration(value: str, redis_url: str, key_prefix: str) -> None:
+    done = run("clients", "purge", "--idle-for", value, redis_url=redis_url, prefix=key_prefix)
+    assert done.returncode == 2
+    assert "--idle-for" in done.stderr

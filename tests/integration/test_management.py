@@ -534,7 +534,8 @@ def replay(calls: list[ScriptCall], key: str, initial: str) -> tuple[list[str], 
     for call in calls:
         name = call.args[0].upper() if call.args else ""
         if name == "EVALSHA" and call.args[1] == sha1 and call.args[3] == key:
-            expected, new = call.args[4], call.args[5]
+            argv = call.args[3 + int(call.args[2]) :]  # after the numkeys keys
+            expected, new = argv[0], argv[1]
             if expected == current:
                 current = new
                 written.append(new)

@@ -25,6 +25,8 @@ PURE_MODULES = [
     "software_statement",
     "_statement_keys",
     "_http",
+    "discovery",
+    "events",
 ]
 
 
@@ -51,12 +53,14 @@ def test_public_api_all_is_pinned() -> None:
         "DCRError",
         "DCRMiddleware",
         "DCRWSGIMiddleware",
+        "InvalidClientError",
         "InvalidClientMetadataError",
         "InvalidRedirectURIError",
         "RegisteredClient",
         "Settings",
         "StorageError",
         "__version__",
+        "authorization_server_metadata",
     ]
 
 

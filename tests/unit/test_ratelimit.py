@@ -310,7 +310,8 @@ def test_decide_refusal_reports_zero_remaining_and_the_wait_as_reset() -> None:
     bucket = Bucket("10/minute")
     bucket.burst(NOW)
     refused = bucket.hit(NOW + 1_000)
-    assert refused == RateDecision(False, Limit(10, 60), 0, 5, 5)
+    # 10/minute: one every 6 s; 1 s after a burst of 10 the 11th waits 5 s (5,000 ms exactly).
+    assert refused == RateDecision(False, Limit(10, 60), 0, 5, 5, 5_000)
 
 
 # --- properties ---------------------------------------------------------------------------------
@@ -517,10 +518,14 @@ def test_script_args_layout(limits: tuple[Limit, ...], expected: list[str | int]
 @pytest.mark.parametrize(
     ("reply", "expected"),
     [
-        pytest.param([1, 1, 9, 6, 0], RateDecision(True, TWO[0], 9, 6, 0), id="allowed-first"),
-        pytest.param([1, 2, 5, 30, 0], RateDecision(True, TWO[1], 5, 30, 0), id="allowed-second"),
+        pytest.param([1, 1, 9, 6, 0, 0], RateDecision(True, TWO[0], 9, 6, 0), id="allowed-first"),
         pytest.param(
-            [0, 2, 0, 120, 120], RateDecision(False, TWO[1], 0, 120, 120), id="refused-second"
+            [1, 2, 5, 30, 0, 0], RateDecision(True, TWO[1], 5, 30, 0), id="allowed-second"
+        ),
+        pytest.param(
+            [0, 2, 0, 120, 120, 119_500],
+            RateDecision(False, TWO[1], 0, 120, 120, 119_500),
+            id="refused-second",
         ),
     ],
 )
@@ -541,5 +546,7 @@ def test_decision_from_reply_round_trips_decide(
             decision.remaining,
             decision.reset_seconds,
             decision.retry_after_seconds,
+            decision.retry_after_ms,
         ]
         assert decision_from_reply(reply, limits) == decision
+        assert decision.retry_after_seconds == math.ceil(decision.retry_after_ms / 1000)

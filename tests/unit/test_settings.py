@@ -22,6 +22,9 @@ SAMPLES: dict[str, tuple[str, Any]] = {
     "app": ("myproject.wsgi:application", "myproject.wsgi:application"),
     "path": ("/oauth/register", "/oauth/register"),
     "redis_url": ("redis://localhost:6379/0", "redis://localhost:6379/0"),
+    "redis_cluster": ("true", True),
+    "redis_sentinels": ("sentinel-1:26379, [::1]:26380", ("sentinel-1:26379", "[::1]:26380")),
+    "redis_sentinel_master": ("mymaster", "mymaster"),
     "key_prefix": ("myapp", "myapp"),
     "redis_connect_timeout": ("0.25", 0.25),
     "redis_timeout": ("2.5", 2.5),
@@ -41,7 +44,15 @@ SAMPLES: dict[str, tuple[str, Any]] = {
     ),
     "allow_insecure_redirect_uris": ("true", True),
     "client_secret_ttl": ("30d", 30 * 86400),
+    "client_idle_ttl": ("90d", 90 * 86400),
     "issuer": ("https://auth.example.com", "https://auth.example.com"),
+    "serve_metadata": ("true", True),
+    "authorization_endpoint": (
+        "https://auth.example.com/authorize",
+        "https://auth.example.com/authorize",
+    ),
+    "token_endpoint": ("https://auth.example.com/token", "https://auth.example.com/token"),
+    "code_challenge_methods": ("S256, plain", ("S256", "plain")),
     "rate_limit": ("10/minute;100/day", "10/minute;100/day"),
     "trusted_proxies": ("10.0.0.0/8, ::1", ("10.0.0.0/8", "::1")),
     "forwarded_header": ("forwarded", "forwarded"),
@@ -74,13 +85,23 @@ SAMPLES: dict[str, tuple[str, Any]] = {
     "allowed_encryption_algs": ("RSA-OAEP-256", ("RSA-OAEP-256",)),
     "allowed_encryption_encs": ("A128CBC-HS256,A256GCM", ("A128CBC-HS256", "A256GCM")),
     "allowed_subject_types": ("public, pairwise", ("public", "pairwise")),
+    "event_hook": ("myproject.audit:on_event", "myproject.audit:on_event"),
+    "metrics": ("true", True),
 }
 
 FIELDS = [f.name for f in dataclasses.fields(Settings)]
 # Variables a sample cannot be valid without (a setting that only means something with another).
 NEEDS: dict[str, dict[str, str]] = {
+    "redis_cluster": {"DCR_REDIS_URL": "redis://localhost:6379/0"},
+    "redis_sentinels": {"DCR_REDIS_SENTINEL_MASTER": "mymaster"},
+    "redis_sentinel_master": {"DCR_REDIS_SENTINELS": "sentinel-1:26379"},
     "software_statement_issuers": {"DCR_SOFTWARE_STATEMENT_JWKS": SAMPLE_JWKS},
     "software_statement_required": {"DCR_SOFTWARE_STATEMENT_JWKS": SAMPLE_JWKS},
+    "serve_metadata": {
+        "DCR_ISSUER": "https://auth.example.com",
+        "DCR_AUTHORIZATION_ENDPOINT": "https://auth.example.com/authorize",
+        "DCR_TOKEN_ENDPOINT": "https://auth.example.com/token",
+    },
 }
 
 
@@ -132,12 +153,24 @@ def test_settings_from_env_parses_field_by_mechanical_name(field_name: str) -> N
     assert getattr(settings, field_name) != getattr(Settings(), field_name)
 
 
+# Cluster and Sentinel exclude each other: the Sentinel samples have their own tests.
+ALONE = ("redis_sentinels", "redis_sentinel_master")
+
+
 def test_settings_from_env_parses_all_fields_at_once() -> None:
-    environ = {env_var(name): raw for name, (raw, _) in SAMPLES.items()}
+    environ = {env_var(name): raw for name, (raw, _) in SAMPLES.items() if name not in ALONE}
     # default_grant_types must stay within allowed_grant_types when both are set
     settings = Settings.from_env(environ)
     for name, (_, expected) in SAMPLES.items():
-        assert getattr(settings, name) == expected, name
+        if name not in ALONE:
+            assert getattr(settings, name) == expected, name
+    assert settings.uses_redis is True
+
+
+def test_settings_sentinels_alone_select_redis() -> None:
+    environ = {"DCR_REDIS_SENTINELS": "s1:26379,s2:26379", "DCR_REDIS_SENTINEL_MASTER": "m"}
+    settings = Settings.from_env(environ)
+    assert settings.redis_url is None
     assert settings.uses_redis is True
 
 
@@ -386,6 +419,54 @@ def test_settings_repr_lists_every_field() -> None:
         pytest.param({"path": "/register/"}, "DCR_PATH", "", id="path-trailing-slash"),
         pytest.param({"path": "/register?x=1"}, "DCR_PATH", "", id="path-query"),
         pytest.param({"redis_url": "http://h:6379"}, "DCR_REDIS_URL", "", id="redis-scheme"),
+        pytest.param({"redis_cluster": True}, "DCR_REDIS_CLUSTER", "", id="cluster-no-url"),
+        pytest.param(
+            {"redis_cluster": True, "redis_url": "redis://h:6379/2"},
+            "DCR_REDIS_URL",
+            "database 0",
+            id="cluster-db",
+        ),
+        pytest.param(
+            {"redis_cluster": True, "redis_url": "unix:///tmp/r.sock"},
+            "DCR_REDIS_URL",
+            "",
+            id="cluster-unix",
+        ),
+        pytest.param(
+            {
+                "redis_cluster": True,
+                "redis_url": "redis://h:6379",
+                "redis_sentinels": ("s:26379",),
+                "redis_sentinel_master": "m",
+            },
+            "DCR_REDIS_CLUSTER",
+            "not both",
+            id="cluster-and-sentinel",
+        ),
+        pytest.param(
+            {"redis_sentinels": ("s:26379",)},
+            "DCR_REDIS_SENTINEL_MASTER",
+            "required",
+            id="sentinel-no-master",
+        ),
+        pytest.param(
+            {"redis_sentinel_master": "m"},
+            "DCR_REDIS_SENTINEL_MASTER",
+            "DCR_REDIS_SENTINELS",
+            id="master-no-sentinels",
+        ),
+        pytest.param(
+            {"redis_sentinels": ("s",), "redis_sentinel_master": "m"},
+            "DCR_REDIS_SENTINELS",
+            "host:port",
+            id="sentinel-no-port",
+        ),
+        pytest.param(
+            {"redis_sentinels": ("s:0",), "redis_sentinel_master": "m"},
+            "DCR_REDIS_SENTINELS",
+            "host:port",
+            id="sentinel-port-zero",
+        ),
         pytest.param({"key_prefix": "{dcr}"}, "DCR_KEY_PREFIX", "", id="prefix-hash-tag"),
         pytest.param({"key_prefix": ""}, "DCR_KEY_PREFIX", "", id="prefix-empty"),
         pytest.param({"redis_timeout": 0.0}, "DCR_REDIS_TIMEOUT", "", id="timeout-zero"),

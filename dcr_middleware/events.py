@@ -1,0 +1,287 @@
+"""Typed events for audit trails, structured logs and metrics.
+
+Every request the registration endpoint or a client configuration endpoint answers (CORS
+preflights aside) ends in exactly one event: :class:`ClientRegistered`, :class:`ClientRead`,
+:class:`ClientUpdated`, :class:`ClientDeleted`, or a :class:`RequestRefused` (with its two
+special cases :class:`RateLimited` and :class:`StorageFailed`). One :class:`Observer` hands each
+event to three places: a log line on the ``dcr_middleware`` logger (a stable message, and every
+field in ``extra`` for JSON formatters), the hooks (``on_event=`` and ``DCR_EVENT_HOOK``), and
+Prometheus metrics when they are enabled (:mod:`dcr_middleware._metrics`, imported only then).
+
+Events carry identifiers and outcomes only: never a client secret, a registration access
+token, an initial access token or a request body. This module does no I/O of its own.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import inspect
+import logging
+import re
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from .client import RegisteredClient
+from .errors import ConfigurationError, DCRError, RateLimitedError, StorageError
+
+if TYPE_CHECKING:
+    from ._metrics import Metrics
+    from .settings import Settings
+
+logger = logging.getLogger("dcr_middleware")
+
+# Only an identifier of the shape this library issues is put into an event (see store.py); a
+# refused request to P/<anything else> is reported without it.
+_CLIENT_ID = re.compile(r"^[A-Za-z0-9_-]{1,128}\Z")
+
+
+@dataclass(frozen=True, slots=True)
+class Seen:
+    """What the service knows about a request when it starts answering it."""
+
+    endpoint: str  # "registration" (POST P) or "management" (P/{client_id})
+    method: str
+    path: str
+    client_ip: str | None
+    started: float  # time.monotonic() at the start
+
+
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Event:
+    """Base class of every event: where, from whom, and how long it took."""
+
+    name: ClassVar[str] = "event"
+    message: ClassVar[str] = "%s"
+    level: ClassVar[int] = logging.INFO
+
+    endpoint: str
+    method: str
+    path: str
+    client_ip: str | None
+    duration_seconds: float
+    client_id: str | None = None
+
+    def fields(self) -> dict[str, Any]:
+        """The event's fields and its ``event`` name, as the log record's ``extra``."""
+        names = _FIELD_NAMES.get(type(self))
+        if names is None:  # dataclasses.fields() is slow: once per event class
+            names = _FIELD_NAMES[type(self)] = tuple(f.name for f in dataclasses.fields(self))
+        return {"event": self.name, **{name: getattr(self, name) for name in names}}
+
+    def _args(self) -> tuple[Any, ...]:
+        return (self.client_id,)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ClientEvent(Event):
+    """A request about one client that succeeded."""
+
+    software_id: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ClientRegistered(ClientEvent):
+    """``201``: a client was registered (RFC 7591)."""
+
+    name: ClassVar[str] = "client_registered"
+    message: ClassVar[str] = "client registered: client_id=%s"
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ClientRead(ClientEvent):
+    """``200``: a client read its configuration (RFC 7592 ``GET``)."""
+
+    name: ClassVar[str] = "client_read"
+    message: ClassVar[str] = "client read: client_id=%s"
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ClientUpdated(ClientEvent):
+    """``200``: a client replaced its metadata (RFC 7592 ``PUT``)."""
+
+    name: ClassVar[str] = "client_updated"
+    message: ClassVar[str] = "client updated: client_id=%s"
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ClientDeleted(ClientEvent):
+    """``204``: a client deleted itself (RFC 7592 ``DELETE``)."""
+
+    name: ClassVar[str] = "client_deleted"
+    message: ClassVar[str] = "client deleted: client_id=%s"
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class RequestRefused(Event):
+    """A refusal: ``error`` is the RFC error code, ``reason`` the ``error_description`` the
+    client was sent (it may quote 120 characters of a rejected redirect URI, never a secret)."""
+
+    name: ClassVar[str] = "request_refused"
+    message: ClassVar[str] = "request refused: %s (%s)"
+
+    error: str
+    status: int
+    reason: str
+
+    def _args(self) -> tuple[Any, ...]:
+        return (self.error, self.status)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class RateLimited(RequestRefused):
+    """``429``: the ``scope`` bucket (``ip`` or ``token``) is exhausted."""
+
+    name: ClassVar[str] = "rate_limited"
+
+    scope: str = "ip"
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class StorageFailed(RequestRefused):
+    """``503``: the store failed or timed out; ``cause`` names the exception type, if any."""
+
+    name: ClassVar[str] = "storage_failed"
+    level: ClassVar[int] = logging.WARNING
+
+    cause: str | None = None
+
+
+EventHook = Callable[[Event], object]
+
+
+def load_hook(spec: str) -> EventHook:
+    """Import the ``module.path:callable`` of ``DCR_EVENT_HOOK``; :class:`ConfigurationError`
+    when it cannot be imported or is not a plain (synchronous) callable."""
+    module_name, _, attribute = spec.partition(":")
+    try:
+        target: Any = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ConfigurationError([f"DCR_EVENT_HOOK: cannot import {module_name!r}: {exc}"]) from exc
+    for part in attribute.split("."):
+        target = getattr(target, part, None)
+        if target is None:
+            raise ConfigurationError([f"DCR_EVENT_HOOK: {module_name!r} has no {attribute!r}"])
+    return check_hook(target, "DCR_EVENT_HOOK")
+
+
+def check_hook(hook: Any, where: str = "on_event") -> EventHook:
+    """``hook`` when it is a synchronous callable; hooks are called on the request path, in the
+    event loop under ASGI, so a coroutine function is refused rather than never awaited."""
+    if not callable(hook):
+        raise ConfigurationError([f"{where}: {hook!r} is not callable"])
+    if inspect.iscoroutinefunction(hook) or inspect.iscoroutinefunction(
+        getattr(hook, "__call__", None)  # noqa: B004 - an object with an async __call__
+    ):
+        raise ConfigurationError([f"{where}: must be a plain function, not a coroutine function"])
+    hooked: EventHook = hook
+    return hooked
+
+
+class Observer:
+    """Logs each event, calls the hooks and updates the metrics (when enabled).
+
+    A hook that raises is logged (its exception type only: its message could hold data) and
+    the request is answered as if there were no hook.
+    """
+
+    def __init__(
+        self,
+        hooks: Sequence[EventHook] = (),
+        metrics: Metrics | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.hooks = tuple(hooks)
+        self.metrics = metrics
+        self.clock = clock
+
+    @classmethod
+    def from_settings(
+        cls,
+        settings: Settings,
+        *,
+        on_event: EventHook | None = None,
+        metrics_registry: Any = None,
+        backend: Any = None,
+    ) -> Observer:
+        """The observer a middleware uses: ``on_event`` then ``DCR_EVENT_HOOK``; metrics when
+        ``DCR_METRICS`` is on or a registry is given (the client count read from ``backend``'s
+        cap counter, when ``DCR_MAX_CLIENTS`` is set)."""
+        hooks = [] if on_event is None else [check_hook(on_event)]
+        if settings.event_hook is not None:
+            hooks.append(load_hook(settings.event_hook))
+        metrics = None
+        if settings.metrics or metrics_registry is not None:
+            from . import _metrics
+
+            metrics = _metrics.metrics_for(metrics_registry)
+            count = _metrics.client_count(settings, backend) if settings.max_clients else None
+            if count is not None:
+                metrics.count_clients(settings.key_prefix, settings.max_clients, count)
+        return cls(hooks, metrics)
+
+    def emit(self, event: Event) -> None:
+        """Log ``event``, update the metrics, then call each hook."""
+        if logger.isEnabledFor(event.level):  # the extra fields are built only when logged
+            logger.log(event.level, event.message, *event._args(), extra=event.fields())
+        if self.metrics is not None:
+            self.metrics.record(event)
+        for hook in self.hooks:
+            try:
+                hook(event)
+            except Exception as exc:  # a hook must never break a request
+                logger.error(
+                    "event hook failed: %s",
+                    type(exc).__name__,
+                    extra={"event": "hook_failed", "hook_error": type(exc).__name__},
+                )
+
+    def done(self, seen: Seen, kind: type[ClientEvent], client: RegisteredClient) -> None:
+        """Emit the success event ``kind`` about ``client``."""
+        software_id = client.metadata.get("software_id")
+        self.emit(
+            kind(
+                **self._common(seen),
+                client_id=client.client_id,
+                software_id=software_id if isinstance(software_id, str) else None,
+            )
+        )
+
+    def refused(
+        self, seen: Seen, error: DCRError, *, client_id: str | None = None, scope: str | None = None
+    ) -> None:
+        """Emit the refusal event for ``error`` (``scope``: the rate-limit bucket's kind)."""
+        common = self._common(seen)
+        common["client_id"] = client_id if client_id and _CLIENT_ID.match(client_id) else None
+        if common["client_id"] is None and seen.endpoint == "management":
+            common["path"] = seen.path.rpartition("/")[0] + "/{client_id}"
+        described: dict[str, Any] = {
+            "error": error.error,
+            "status": error.status,
+            "reason": error.description,
+        }
+        event: RequestRefused
+        if isinstance(error, RateLimitedError):
+            event = RateLimited(**common, **described, scope=scope or "ip")
+        elif isinstance(error, StorageError):
+            cause = error.__cause__
+            event = StorageFailed(
+                **common, **described, cause=None if cause is None else type(cause).__name__
+            )
+        else:
+            event = RequestRefused(**common, **described)
+        self.emit(event)
+
+    def _common(self, seen: Seen) -> dict[str, Any]:
+        return {
+            "endpoint": seen.endpoint,
+            "method": seen.method,
+            "path": seen.path,
+            "client_ip": seen.client_ip,
+            "duration_seconds": max(0.0, self.clock() - seen.started),
+        }

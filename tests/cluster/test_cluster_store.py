@@ -1,0 +1,433 @@
+"""The store contract on Redis Cluster and on Sentinel, and what only a cluster has: keys spread
+over every primary, listing across nodes, a dead node answered with ``StorageError``.
+
+The contract cases are the ones of ``tests/integration/test_store_contract.py``, imported here so
+they run again with this module's ``store`` fixture (cluster and Sentinel, sync and async).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import os
+import signal
+from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import pytest
+import redis
+from integration.test_store_contract import (
+    SyncFacade,
+    new_client,
+    test_store_authenticate_expired_secret_returns_none,
+    test_store_authenticate_public_client_returns_none,
+    test_store_authenticate_right_secret_returns_client,
+    test_store_authenticate_unexpired_secret_with_ttl_returns_client,
+    test_store_authenticate_wrong_secret_returns_none,
+    test_store_create_is_idempotent_for_identical_record,
+    test_store_create_never_overwrites_other_client,
+    test_store_create_then_get_returns_equal_client,
+    test_store_get_odd_id_returns_none,
+    test_store_get_unknown_id_returns_none,
+)
+from redis.crc import key_slot
+
+from dcr_middleware import (
+    AsyncClientStore,
+    ClientStore,
+    RegisteredClient,
+    Settings,
+    StorageError,
+    cli,
+)
+from dcr_middleware.storage.base import client_key, token_key
+from dcr_middleware.storage.redis import AsyncRedisBackend, RedisBackend
+
+from .topology import SENTINEL_MASTER, Cluster, SentinelGroup, wait_for
+
+pytestmark = [pytest.mark.anyio, pytest.mark.redis]
+
+CONTRACT = (
+    test_store_authenticate_expired_secret_returns_none,
+    test_store_authenticate_public_client_returns_none,
+    test_store_authenticate_right_secret_returns_client,
+    test_store_authenticate_unexpired_secret_with_ttl_returns_client,
+    test_store_authenticate_wrong_secret_returns_none,
+    test_store_create_is_idempotent_for_identical_record,
+    test_store_create_never_overwrites_other_client,
+    test_store_create_then_get_returns_equal_client,
+    test_store_get_odd_id_returns_none,
+    test_store_get_unknown_id_returns_none,
+)
+TOPOLOGIES = ["cluster", "sentinel"]
+STORES = [f"{topology}-{api}" for topology in TOPOLOGIES for api in ("sync", "async")]
+
+
+def topology_settings(request: pytest.FixtureRequest, topology: str, **extra: Any) -> Settings:
+    """Settings for the session's cluster or Sentinel group."""
+    if topology == "cluster":
+        cluster: Cluster = request.getfixturevalue("redis_cluster")
+        return Settings(redis_url=cluster.url, redis_cluster=True, **extra)
+    group: SentinelGroup = request.getfixturevalue("sentinel_group")
+    return Settings(
+        redis_sentinels=tuple(group.addresses.split(",")),
+        redis_sentinel_master=SENTINEL_MASTER,
+        **extra,
+    )
+
+
+@pytest.fixture(params=STORES)
+async def store(
+    request: pytest.FixtureRequest, key_prefix: str
+) -> AsyncIterator[SyncFacade | AsyncClientStore]:
+    topology, api = request.param.split("-")
+    settings = topology_settings(request, topology, key_prefix=key_prefix)
+    opened = SyncFacade(ClientStore(settings)) if api == "sync" else AsyncClientStore(settings)
+    try:
+        yield opened
+    finally:
+        await opened.close()
+
+
+def test_contract_cases_are_all_imported() -> None:
+    """Every store-only contract case runs here too (a new one must be added to CONTRACT or
+    given a cluster version below)."""
+    from integration import test_store_contract
+
+    names = {n for n in dir(test_store_contract) if n.startswith("test_store_")}
+    covered = {f.__name__ for f in CONTRACT} | {
+        "test_store_concurrent_creates_of_one_id_have_one_winner",  # own version below
+        "test_store_sync_and_async_see_each_other",  # own version below
+        "test_store_redis_key_has_prefix_and_hash_tag",  # test_cluster_keys_... below
+    }
+    assert names <= covered, sorted(names - covered)
+
+
+@pytest.mark.parametrize("kind", STORES)
+async def test_store_concurrent_creates_of_one_id_have_one_winner(
+    request: pytest.FixtureRequest, key_prefix: str, kind: str
+) -> None:
+    """Atomic create on the cluster / Sentinel master: of 20 rival records one is stored."""
+    topology, api = kind.split("-")
+    settings = topology_settings(request, topology, key_prefix=key_prefix)
+    base, _ = new_client()
+    rivals = [
+        dataclasses.replace(base, metadata={**base.metadata, "client_name": f"rival {n}"})
+        for n in range(20)
+    ]
+    if api == "async":
+        async_store = AsyncClientStore(settings)
+        try:
+
+            async def attempt(client: RegisteredClient) -> bool:
+                try:
+                    await async_store.create(client)
+                except StorageError:
+                    return False
+                return True
+
+            outcomes = list(await asyncio.gather(*(attempt(c) for c in rivals)))
+            stored = await async_store.get(base.client_id)
+        finally:
+            await async_store.close()
+    else:
+        sync_store = ClientStore(settings)
+
+        def run(client: RegisteredClient) -> bool:
+            try:
+                sync_store.create(client)
+            except StorageError:
+                return False
+            return True
+
+        try:
+            with ThreadPoolExecutor(max_workers=len(rivals)) as pool:
+                outcomes = list(pool.map(run, rivals, timeout=30))
+            stored = sync_store.get(base.client_id)
+        finally:
+            sync_store.close()
+    assert outcomes.count(True) == 1
+    assert stored in rivals
+
+
+@pytest.mark.parametrize("topology", TOPOLOGIES)
+async def test_store_sync_and_async_see_each_other(
+    request: pytest.FixtureRequest, key_prefix: str, topology: str
+) -> None:
+    settings = topology_settings(request, topology, key_prefix=key_prefix)
+    sync_store, async_store = ClientStore(settings), AsyncClientStore(settings)
+    try:
+        written_sync, secret_sync = new_client()
+        written_async, secret_async = new_client()
+        sync_store.create(written_sync)
+        await async_store.create(written_async)
+        assert await async_store.get(written_sync.client_id) == written_sync
+        assert sync_store.get(written_async.client_id) == written_async
+        assert secret_sync is not None and secret_async is not None
+        assert await async_store.authenticate(written_sync.client_id, secret_sync) == written_sync
+        assert sync_store.authenticate(written_async.client_id, secret_async) == written_async
+    finally:
+        sync_store.close()
+        await async_store.close()
+
+
+def primaries_holding(cluster: Cluster, pattern: str) -> dict[str, list[str]]:
+    """The keys matching ``pattern`` on each node, read from each node directly."""
+    found = {}
+    for node in cluster.nodes:
+        client = node.client()
+        try:
+            found[node.address] = list(client.scan_iter(match=pattern, count=500))
+        finally:
+            client.close()
+    return found
+
+
+def test_cluster_keys_spread_over_every_primary_in_their_hash_tag_slot(
+    redis_cluster: Cluster, key_prefix: str
+) -> None:
+    settings = Settings(redis_url=redis_cluster.url, redis_cluster=True, key_prefix=key_prefix)
+    store = ClientStore(settings)
+    try:
+        clients = [new_client()[0] for _ in range(30)]
+        for client in clients:
+            store.create(client)
+    finally:
+        store.close()
+    found = primaries_holding(redis_cluster, f"{key_prefix}:client:*")
+    # 30 random ids over 3 primaries: every primary holds some (all on one: 3 * 3**-30).
+    assert all(found.values()), {a: len(k) for a, k in found.items()}
+    assert sorted(k for keys in found.values() for k in keys) == sorted(
+        client_key(key_prefix, c.client_id) for c in clients
+    )
+    for address, keys in found.items():
+        node = next(n for n in redis_cluster.nodes if n.address == address)
+        admin = node.client()
+        try:
+            for key in keys:
+                # The slot is the hash tag's, and the node holding the key owns that slot.
+                slot = key_slot(key.encode())
+                assert slot == key_slot(key[key.index("{") + 1 : key.rindex("}")].encode())
+                assert admin.cluster("countkeysinslot", slot) >= 1
+        finally:
+            admin.close()
+
+
+async def test_cluster_token_list_reads_every_primary(
+    redis_cluster: Cluster, key_prefix: str
+) -> None:
+    """``token_list`` (SCAN) finds tokens on all three primaries, sync and async."""
+    settings = Settings(redis_url=redis_cluster.url, redis_cluster=True, key_prefix=key_prefix)
+    digests = [f"{n:064x}" for n in range(24)]
+    backend = RedisBackend(settings)
+    async_backend = AsyncRedisBackend(settings)
+    try:
+        for digest in digests:
+            backend.token_put(digest, {"uses": "1", "label": digest[-2:]}, 0)
+        found = primaries_holding(redis_cluster, token_key(key_prefix, "*"))
+        assert all(found.values())
+        assert sorted(d for d, _ in backend.token_list()) == digests
+        assert sorted(d for d, _ in await async_backend.token_list()) == digests
+        assert backend.token_delete(digests[0])
+        assert sorted(d for d, _ in backend.token_list()) == digests[1:]
+    finally:
+        backend.close()
+        await async_backend.close()
+
+
+@pytest.mark.parametrize("topology", TOPOLOGIES)
+def test_cli_clients_list_shows_clients_of_every_node(
+    request: pytest.FixtureRequest,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    key_prefix: str,
+    topology: str,
+) -> None:
+    """``clients list`` and ``check`` (run in process: the CLI reads ``os.environ``)."""
+    settings = topology_settings(request, topology, key_prefix=key_prefix)
+    store = ClientStore(settings)
+    try:
+        clients = [new_client()[0] for _ in range(12)]
+        for client in clients:
+            store.create(client)
+    finally:
+        store.close()
+    for name in [k for k in os.environ if k.startswith("DCR_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("DCR_KEY_PREFIX", key_prefix)
+    if topology == "cluster":
+        monkeypatch.setenv("DCR_REDIS_URL", str(settings.redis_url))
+        monkeypatch.setenv("DCR_REDIS_CLUSTER", "true")
+    else:
+        monkeypatch.setenv("DCR_REDIS_SENTINELS", ",".join(settings.redis_sentinels))
+        monkeypatch.setenv("DCR_REDIS_SENTINEL_MASTER", SENTINEL_MASTER)
+    capsys.readouterr()
+    assert cli.main(["clients", "list", "--json"]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert sorted(row["client_id"] for row in listed) == sorted(c.client_id for c in clients)
+    assert cli.main(["check", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert (report["ok"], report["topology"], report["store"]) == (True, topology, "redis")
+    assert report["redis_version"]
+
+
+@pytest.mark.parametrize("api", ["sync", "async"])
+async def test_cluster_dead_node_raises_storage_error_and_others_still_answer(
+    own_cluster: Cluster, key_prefix: str, api: str
+) -> None:
+    """A killed primary: its slots give ``StorageError`` (the 503 of the middlewares) while
+    the other primaries' clients stay readable; nothing else escapes."""
+    settings = Settings(redis_url=own_cluster.url, redis_cluster=True, key_prefix=key_prefix)
+    seed = ClientStore(settings)
+    try:
+        clients = [new_client()[0] for _ in range(30)]
+        for client in clients:
+            seed.create(client)
+    finally:
+        seed.close()
+    victim = own_cluster.nodes[-1]
+    admin = victim.client()
+    try:
+        on_victim = {k for k in admin.scan_iter(match=f"{key_prefix}:*")}
+    finally:
+        admin.close()
+    assert on_victim
+    # Open the store (and read the slot map) first, then crash the node under it.
+    opened = SyncFacade(ClientStore(settings)) if api == "sync" else AsyncClientStore(settings)
+    try:
+        assert await opened.get(clients[0].client_id) == clients[0]
+        victim.stop(signal.SIGKILL)
+        for client in clients:
+            if client_key(key_prefix, client.client_id) in on_victim:
+                with pytest.raises(StorageError):
+                    await opened.get(client.client_id)
+                with pytest.raises(StorageError):
+                    await opened.authenticate(client.client_id, "secret")
+                break
+        survivors = [c for c in clients if client_key(key_prefix, c.client_id) not in on_victim]
+        # Until the other nodes mark the dead one failed (cluster-node-timeout, 2 s here) they
+        # still serve their own slots; after that the whole cluster answers CLUSTERDOWN.
+        # Either way, only StorageError may come out.
+        try:
+            survivor = await opened.get(survivors[0].client_id)
+        except StorageError:
+            survivor = survivors[0]  # CLUSTERDOWN already
+        assert survivor == survivors[0]
+    finally:
+        await opened.close()
+
+
+async def test_cluster_store_built_while_cluster_is_down_works_once_it_is_up(
+    own_cluster: Cluster, key_prefix: str
+) -> None:
+    """Both clients are built without a reachable node (no socket at construction), answer
+    ``StorageError`` while the cluster is down, and serve once it is back, without being rebuilt:
+    a worker started during an outage recovers by itself."""
+    settings = Settings(redis_url=own_cluster.url, redis_cluster=True, key_prefix=key_prefix)
+    own_cluster.stop()
+    sync_store, async_store = ClientStore(settings), AsyncClientStore(settings)
+    try:
+        client, secret = new_client()
+        with pytest.raises(StorageError):
+            sync_store.get(client.client_id)
+        with pytest.raises(StorageError):
+            await async_store.get(client.client_id)
+        for node in own_cluster.nodes:  # same ports, same nodes.conf: the same cluster
+            node.start()
+        wait_for(own_cluster.ready, "the restarted cluster")
+        sync_store.create(client)
+        assert await async_store.get(client.client_id) == client
+        assert secret is not None
+        assert sync_store.authenticate(client.client_id, secret) == client
+    finally:
+        sync_store.close()
+        await async_store.close()
+
+
+def test_sentinel_store_writes_to_the_master_and_the_replica_follows(
+    sentinel_group: SentinelGroup, key_prefix: str
+) -> None:
+    settings = Settings(
+        redis_sentinels=tuple(sentinel_group.addresses.split(",")),
+        redis_sentinel_master=SENTINEL_MASTER,
+        key_prefix=key_prefix,
+    )
+    client, _ = new_client()
+    store = ClientStore(settings)
+    try:
+        store.create(client)
+    finally:
+        store.close()
+    assert sentinel_group.master is not None and sentinel_group.replica is not None
+    key = client_key(key_prefix, client.client_id)
+    master = sentinel_group.master.client()
+    replica = sentinel_group.replica.client()
+    try:
+        assert RegisteredClient.from_record(str(master.get(key))) == client
+        master.wait(1, 5000)
+        assert replica.get(key) == master.get(key)
+    except redis.RedisError as exc:  # pragma: no cover - reported with the logs
+        pytest.fail(f"{exc}\n{sentinel_group.master.log()}")
+    finally:
+        master.close()
+        replica.close()
+
+
+async def test_sentinel_failover_keeps_clients_and_the_same_stores_write_to_the_new_master(
+    own_sentinel_group: SentinelGroup, key_prefix: str
+) -> None:
+    """After ``SENTINEL FAILOVER`` the stores built before it (not rebuilt) read every client
+    and write to the promoted replica: a write that meets the demoted master (``READONLY``) is
+    retried once on the new one."""
+    group = own_sentinel_group
+    group.wait_settled()
+    assert group.master is not None and group.replica is not None
+    settings = Settings(
+        redis_sentinels=tuple(group.addresses.split(",")),
+        redis_sentinel_master=SENTINEL_MASTER,
+        key_prefix=key_prefix,
+    )
+    sync_store, async_store = ClientStore(settings), AsyncClientStore(settings)
+    try:
+        before = [new_client()[0] for _ in range(2)]
+        sync_store.create(before[0])
+        await async_store.create(before[1])
+        old_master, new_master = group.master.client(), group.replica.client()
+        try:
+            assert old_master.wait(1, 5000) == 1  # the replica has both clients
+            sentinels = [watcher.client() for watcher in group.watchers]
+            try:
+                assert sentinels[0].sentinel_failover(SENTINEL_MASTER)
+
+                def promoted() -> bool:
+                    # The Sentinel that ran the failover (the first one the stores ask) lists
+                    # the promoted replica as the master (+switch-master). (Until the others
+                    # learn it, a client that asks them first may be sent to the old master
+                    # and answer 503.)
+                    state: Any = sentinels[0].sentinel_master(SENTINEL_MASTER)
+                    role = new_master.info("replication")["role"]
+                    return role == "master" and int(state["port"]) == new_port
+
+                new_port = group.replica.port
+                wait_for(promoted, "the failover")
+                # The Sentinels turn the old master into a replica on their next INFO to it
+                # (within 10 s); do it now, as they will: the stores' pooled connections to it
+                # then meet READONLY.
+                assert old_master.replicaof("127.0.0.1", new_port)
+            finally:
+                for sentinel in sentinels:
+                    sentinel.close()
+        finally:
+            old_master.close()
+            new_master.close()
+        after = [new_client()[0] for _ in range(2)]
+        sync_store.create(after[0])
+        await async_store.create(after[1])
+        for client in before + after:
+            assert sync_store.get(client.client_id) == client
+            assert await async_store.get(client.client_id) == client
+    finally:
+        sync_store.close()
+        await async_store.close()

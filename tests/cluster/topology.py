@@ -1,0 +1,242 @@
+"""Real Redis topologies on loopback: a 3-primary Redis Cluster and a Sentinel group.
+
+Every node is a ``redis-server`` process (Sentinels are ``redis-server --sentinel``) on free
+loopback ports in a temporary directory, without persistence. Every wait is bounded; the fixture
+that started a topology stops every process of it, whatever the outcome.
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import redis
+from integration.helpers import HOST, free_port
+
+READY_TIMEOUT = 30.0
+STOP_TIMEOUT = 10.0
+SENTINEL_MASTER = "dcr-master"
+
+
+@dataclass
+class Node:
+    """One ``redis-server`` process (a cluster node, a master, a replica or a Sentinel)."""
+
+    executable: str
+    directory: Path
+    args: Sequence[str]
+    port: int = field(default_factory=free_port)
+    process: subprocess.Popen[bytes] | None = None
+    _log: Any = None
+
+    @property
+    def address(self) -> str:
+        return f"{HOST}:{self.port}"
+
+    def start(self, config: str | None = None) -> None:
+        """Start the process (``config``: a file for ``--sentinel``) and wait for ``PING``."""
+        assert self.process is None, "already running"
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self._log = (self.directory / "redis.log").open("ab")
+        argv = [self.executable, *([config] if config else [])]
+        argv += ["--port", str(self.port), "--bind", HOST, "--dir", str(self.directory)]
+        argv += ["--daemonize", "no", "--logfile", "", *self.args]
+        self.process = subprocess.Popen(argv, stdout=self._log, stderr=subprocess.STDOUT)
+        wait_for(self.ping, f"{self.address} to answer PING", self)
+
+    def ping(self) -> bool:
+        client = self.client(timeout=0.5)
+        try:
+            return bool(client.ping())
+        except redis.RedisError:
+            return False
+        finally:
+            client.close()
+
+    def client(self, timeout: float = 10) -> redis.Redis:
+        """A plain client of this one process (the caller closes it)."""
+        return redis.Redis(host=HOST, port=self.port, socket_timeout=timeout, decode_responses=True)
+
+    def log(self) -> str:
+        return (self.directory / "redis.log").read_text(errors="replace")[-3000:]
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        """Stop the process (``SIGKILL`` for a crash) and wait for it."""
+        if self.process is not None:
+            if self.process.poll() is None:
+                self.process.send_signal(sig)
+                try:
+                    self.process.wait(timeout=STOP_TIMEOUT)
+                except subprocess.TimeoutExpired:
+                    self.process.kill()
+                    self.process.wait(timeout=STOP_TIMEOUT)
+            self.process = None
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+
+def wait_for(condition: Any, what: str, node: Node | None = None) -> None:
+    """Poll ``condition()`` until true; fail after :data:`READY_TIMEOUT` seconds."""
+    deadline = time.monotonic() + READY_TIMEOUT
+    while not condition():
+        if node is not None and node.process is not None and node.process.poll() is not None:
+            raise RuntimeError(f"redis-server exited waiting for {what}:\n{node.log()}")
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+@dataclass
+class Cluster:
+    """A Redis Cluster of ``size`` primaries and no replicas, made by ``redis-cli --cluster``."""
+
+    executable: str
+    directory: Path
+    size: int = 3
+    nodes: list[Node] = field(default_factory=list)
+
+    @property
+    def url(self) -> str:
+        """The seed URL (``DCR_REDIS_URL``): the first node; the client discovers the others."""
+        return f"redis://{self.nodes[0].address}/0"
+
+    def start(self) -> None:
+        for n in range(self.size):
+            # The cluster bus port is chosen too (the default, port + 10000, may be taken).
+            args = ["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf"]
+            args += ["--cluster-node-timeout", "2000", "--cluster-port", str(free_port())]
+            args += ["--save", "", "--appendonly", "no"]
+            node = Node(self.executable, self.directory / f"node-{n}", args)
+            self.nodes.append(node)
+            node.start()
+        create = subprocess.run(
+            [
+                _cli(self.executable),
+                "--cluster",
+                "create",
+                *(node.address for node in self.nodes),
+                "--cluster-replicas",
+                "0",
+                "--cluster-yes",
+            ],
+            capture_output=True,
+            timeout=READY_TIMEOUT,
+            check=False,
+        )
+        if create.returncode != 0:
+            raise RuntimeError(f"redis-cli --cluster create failed: {create.stdout!r}")
+        wait_for(self.ready, "cluster_state:ok on every node")
+
+    def ready(self) -> bool:
+        """Every node says ``cluster_state:ok`` and knows every node and every slot."""
+        for node in self.nodes:
+            client = node.client(timeout=0.5)
+            try:
+                info = client.cluster("info")
+            except redis.RedisError:
+                return False
+            finally:
+                client.close()
+            state = (info.get("cluster_state"), int(info.get("cluster_known_nodes", 0)))
+            if state != ("ok", self.size) or int(info["cluster_slots_ok"]) != 16384:
+                return False
+        return True
+
+    def stop(self) -> None:
+        for node in self.nodes:
+            node.stop()
+
+
+@dataclass
+class SentinelGroup:
+    """One master, one replica and ``sentinels`` Sentinels watching :data:`SENTINEL_MASTER`."""
+
+    executable: str
+    directory: Path
+    sentinels: int = 3
+    master: Node | None = None
+    replica: Node | None = None
+    watchers: list[Node] = field(default_factory=list)
+
+    @property
+    def addresses(self) -> str:
+        """``DCR_REDIS_SENTINELS``: every Sentinel, comma-separated."""
+        return ",".join(s.address for s in self.watchers)
+
+    def start(self) -> None:
+        # No 5 s wait before the replica's first (diskless) sync.
+        plain = ["--save", "", "--appendonly", "no", "--repl-diskless-sync-delay", "0"]
+        self.master = Node(self.executable, self.directory / "master", plain)
+        self.master.start()
+        replica_of = ["--replicaof", HOST, str(self.master.port)]
+        self.replica = Node(self.executable, self.directory / "replica", [*plain, *replica_of])
+        self.replica.start()
+        wait_for(self._replica_linked, "the replica to sync", self.replica)
+        quorum = self.sentinels // 2 + 1
+        for n in range(self.sentinels):
+            directory = self.directory / f"sentinel-{n}"
+            directory.mkdir(parents=True)
+            config = directory / "sentinel.conf"  # Sentinel rewrites its config file
+            config.write_text(
+                f"sentinel monitor {SENTINEL_MASTER} {HOST} {self.master.port} {quorum}\n"
+                f"sentinel down-after-milliseconds {SENTINEL_MASTER} 1000\n"
+                f"sentinel failover-timeout {SENTINEL_MASTER} 5000\n"
+            )
+            watcher = Node(self.executable, directory, ["--sentinel"])
+            self.watchers.append(watcher)
+            watcher.start(str(config))
+        wait_for(self.ready, "every Sentinel to watch the master")
+
+    def wait_settled(self) -> None:
+        """Wait until every Sentinel also knows the replica and its peers (what a failover
+        needs; Sentinels learn them from hello messages and INFO within about ten seconds)."""
+        wait_for(lambda: self.ready(settled=True), "the Sentinels to know the whole group")
+
+    def _replica_linked(self) -> bool:
+        assert self.replica is not None
+        client = self.replica.client(timeout=0.5)
+        try:
+            return client.info("replication").get("master_link_status") == "up"
+        except redis.RedisError:
+            return False
+        finally:
+            client.close()
+
+    def ready(self, settled: bool = False) -> bool:
+        """Every Sentinel names the master (``settled``: and knows the replica and its peers)."""
+        assert self.master is not None
+        for watcher in self.watchers:
+            client = watcher.client(timeout=0.5)
+            try:
+                master: dict[str, Any] = client.sentinel_master(SENTINEL_MASTER)  # type: ignore[assignment]
+            except redis.RedisError:
+                return False
+            finally:
+                client.close()
+            if (master["ip"], int(master["port"])) != (HOST, self.master.port):
+                return False
+            peers = master["num-other-sentinels"]
+            if settled and (master["num-slaves"] < 1 or peers < self.sentinels - 1):
+                return False
+        return True
+
+    def stop(self) -> None:
+        for node in [*self.watchers, self.replica, self.master]:
+            if node is not None:
+                node.stop()
+
+
+def _cli(server: str) -> str:
+    """``redis-cli``, installed next to ``redis-server`` (Debian's redis-tools)."""
+    import shutil
+
+    found = shutil.which("redis-cli") or str(Path(server).with_name("redis-cli"))
+    if not Path(found).exists():
+        raise RuntimeError("redis-cli is not installed (apt-get install redis-tools)")
+    return found
