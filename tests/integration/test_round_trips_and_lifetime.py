@@ -26,7 +26,7 @@ from dcr_middleware import (
 from dcr_middleware.storage.base import client_key, counter_key, used_key
 from dcr_middleware.storage.redis import LOOKUP_SCRIPT, REGISTER_SCRIPT
 
-from .helpers import CONFIDENTIAL
+from .helpers import CONFIDENTIAL, RedisServer
 from .test_management import RedisLog, ScriptCall
 
 pytestmark = [pytest.mark.redis]
@@ -264,3 +264,34 @@ def test_purge_keeps_a_client_used_after_it_was_read(
         assert redis_db.exists(client_key(key_prefix, client_id)) == 0
     finally:
         backend.close()
+
+
+@pytest.mark.parametrize("idle_ttl", [0, 60])
+def test_lookups_work_while_redis_refuses_writes(
+    idle_ttl: int, own_redis: RedisServer, key_prefix: str
+) -> None:
+    # maxmemory reached under noeviction (and NOREPLICAS, a replica) make Redis refuse writes:
+    # noting a use is skipped, the client is still found; registration answers 503, never 500.
+    # (With a TTL the script's first write is PEXPIRE, which Redis allows under OOM, and then
+    # lets the rest of the script write; without one the SET of the last use is refused.)
+    settings = Settings(
+        redis_url=own_redis.url, key_prefix=key_prefix, client_idle_ttl=idle_ttl, rate_limit="off"
+    )
+    client_id = registered_id(settings)
+    admin = own_redis.client()
+    store = ClientStore(settings)
+    try:
+        admin.config_set("maxmemory-policy", "noeviction")
+        admin.config_set("maxmemory", 1)
+        found = store.get(client_id)
+        assert found is not None and found.client_id == client_id
+        if not idle_ttl:
+            assert admin.exists(used_key(key_prefix, client_id)) == 0  # the write was refused
+        (refused,) = register_wsgi(settings, 1)
+        assert refused.status_code == 503, refused.text
+        assert refused.json()["error"] == "temporarily_unavailable"
+    finally:
+        admin.config_set("maxmemory", 0)
+        admin.close()
+        store.close()
+    assert store.get(client_id) is not None
