@@ -197,7 +197,7 @@ def delete(args: argparse.Namespace, settings: Settings) -> int:
     """Delete a client (compare-and-set), giving back its DCR_MAX_CLIENTS place if it held one."""
     store = _store(settings)
     try:
-        loaded = store.load(args.client_id)
+        loaded = store.load(args.client_id, note_use=False)
         if loaded is None:
             sys.stderr.write(f"no client {args.client_id!r}\n")
             return 1

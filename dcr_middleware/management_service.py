@@ -77,12 +77,14 @@ class ManagementService:
         try:
             _check_method(head.method)
             token, digest = _presented(head)
-            loaded = self.store.load(client_id)
+            # Read without noting a use: a refused request must not keep the client alive.
+            loaded = self.store.load(client_id, note_use=False)
             client = management.authorize(loaded[0] if loaded else None, digest)
             uri = f"{self.admission.endpoint_url(head)}/{client_id}"
             if token is None or loaded is None:  # refused by authorize(); narrows the types
                 raise management.unknown_registration_token()
             if head.method == "GET":
+                self.store.note_use(client_id)
                 response = _read(client, uri, token)
             elif head.method == "DELETE":
                 self.store.replace(client_id, loaded[1], None)
@@ -133,12 +135,14 @@ class AsyncManagementService:
         try:
             _check_method(head.method)
             token, digest = _presented(head)
-            loaded = await self.store.load(client_id)
+            # Read without noting a use: a refused request must not keep the client alive.
+            loaded = await self.store.load(client_id, note_use=False)
             client = management.authorize(loaded[0] if loaded else None, digest)
             uri = f"{self.admission.endpoint_url(head)}/{client_id}"
             if token is None or loaded is None:  # refused by authorize(); narrows the types
                 raise management.unknown_registration_token()
             if head.method == "GET":
+                await self.store.note_use(client_id)
                 response = _read(client, uri, token)
             elif head.method == "DELETE":
                 await self.store.replace(client_id, loaded[1], None)

@@ -10,6 +10,8 @@ OpenID Connect Registration 1.0 fields are checked by :mod:`dcr_middleware.oidc`
 
 from __future__ import annotations
 
+import base64
+import binascii
 import re
 from typing import Any, ClassVar
 
@@ -205,6 +207,10 @@ class ClientMetadata(ClientMetadataClaims):  # type: ignore[misc]
                 raise _fail("jwks", "only public RSA, EC or OKP keys are accepted")
             if _PRIVATE_JWK_MEMBERS & key.keys():
                 raise _fail("jwks", "must contain public keys only (private key members found)")
+            if kty == "RSA" and _rsa_bits(key.get("n")) < _MIN_RSA_BITS:
+                # Checked here, before joserfc, which only warns (a SecurityWarning that a server
+                # run with -W error would turn into a 500).
+                raise _fail("jwks", f"RSA keys must have at least {_MIN_RSA_BITS} bits")
         try:
             super().validate_jwks()
         except (JoseError, ValueError, TypeError, KeyError):
@@ -237,6 +243,20 @@ class ClientMetadata(ClientMetadataClaims):  # type: ignore[misc]
                     f"{_shown(value)}{how} is not allowed by this server; "
                     f"allowed: {', '.join(allowed)}",
                 )
+
+
+_MIN_RSA_BITS = 2048  # NIST SP 800-131A; joserfc's own warning threshold
+
+
+def _rsa_bits(modulus: Any) -> int:
+    """The bit length of a JWK ``n`` (base64url, RFC 7518 §6.3.1.1); 0 when it is not one."""
+    if not isinstance(modulus, str) or not modulus:
+        return 0
+    try:
+        raw = base64.urlsafe_b64decode(modulus + "=" * (-len(modulus) % 4))
+    except (ValueError, binascii.Error):
+        return 0
+    return int.from_bytes(raw, "big").bit_length()
 
 
 def _language_tagged(key: str) -> bool:

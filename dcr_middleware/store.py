@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import time
 
 from .client import RegisteredClient
 from .errors import ClientCapError, ConflictError, InvalidClientError, StorageError
@@ -109,12 +110,26 @@ class ClientStore:
         loaded = self.load(client_id)
         return None if loaded is None else loaded[0]
 
-    def load(self, client_id: str) -> tuple[RegisteredClient, str] | None:
-        """The client and its stored record (for compare-and-set), or ``None``."""
+    def load(self, client_id: str, *, note_use: bool = True) -> tuple[RegisteredClient, str] | None:
+        """The client and its stored record (for compare-and-set), or ``None``.
+
+        The lookup counts as a use of the client (renewing ``DCR_CLIENT_IDLE_TTL``, at most once
+        per refresh interval) unless ``note_use`` is false: a caller that still has to check
+        who is asking notes the use with :meth:`note_use` once that check passed.
+        """
         if not _known_shape(client_id):
             return None
-        record = self.backend.lookup(client_id, self.lifetime)
+        if note_use:
+            record = self.backend.lookup(client_id, self.lifetime)
+        else:
+            record, _ = self.backend.read(client_id)
         return None if record is None else (RegisteredClient.from_record(record), record)
+
+    def note_use(self, client_id: str) -> None:
+        """Note that ``client_id`` was used (renewing its idle TTL when the last note is older
+        than the refresh interval; a no-op write otherwise)."""
+        if _known_shape(client_id):
+            self.backend.lookup(client_id, self.lifetime)
 
     def replace(self, client_id: str, record: str, new: RegisteredClient | None) -> None:
         """Replace (``None``: delete) a client if its stored record is still ``record``."""
@@ -126,10 +141,19 @@ class ClientStore:
             self.backend.release()
 
     def authenticate(self, client_id: str, client_secret: str) -> RegisteredClient | None:
-        """The client when ``client_secret`` is its current, unexpired secret; else ``None``."""
-        client = self.get(client_id)
+        """The client when ``client_secret`` is its current, unexpired secret; else ``None``.
+
+        Only a successful authentication counts as a use of the client: a wrong secret cannot
+        keep an abandoned client alive. One round trip, two when the use is due to be noted.
+        """
+        if not _known_shape(client_id):
+            return None
+        record, used = self.backend.read(client_id)
+        client = None if record is None else RegisteredClient.from_record(record)
         if client is None or not client.check_secret(client_secret):
             return None
+        if self.lifetime.due(used, int(time.time() * 1000)):
+            self.backend.lookup(client_id, self.lifetime)
         return client
 
     def create(self, client: RegisteredClient) -> None:
@@ -161,8 +185,11 @@ class ClientStore:
     def require(self, client_id: str, client_secret: str | None = None) -> RegisteredClient:
         """The client (authenticated when ``client_secret`` is given), or
         :class:`~dcr_middleware.errors.InvalidClientError` (``401 invalid_client``)."""
-        client = self.get(client_id)
-        if client is None or (client_secret is not None and not client.check_secret(client_secret)):
+        if client_secret is None:
+            client = self.get(client_id)
+        else:
+            client = self.authenticate(client_id, client_secret)
+        if client is None:
             raise _unknown_client()
         return client
 
@@ -188,12 +215,28 @@ class AsyncClientStore:
         loaded = await self.load(client_id)
         return None if loaded is None else loaded[0]
 
-    async def load(self, client_id: str) -> tuple[RegisteredClient, str] | None:
-        """The client and its stored record (for compare-and-set), or ``None``."""
+    async def load(
+        self, client_id: str, *, note_use: bool = True
+    ) -> tuple[RegisteredClient, str] | None:
+        """The client and its stored record (for compare-and-set), or ``None``.
+
+        The lookup counts as a use of the client (renewing ``DCR_CLIENT_IDLE_TTL``, at most once
+        per refresh interval) unless ``note_use`` is false: a caller that still has to check
+        who is asking notes the use with :meth:`note_use` once that check passed.
+        """
         if not _known_shape(client_id):
             return None
-        record = await self.backend.lookup(client_id, self.lifetime)
+        if note_use:
+            record = await self.backend.lookup(client_id, self.lifetime)
+        else:
+            record, _ = await self.backend.read(client_id)
         return None if record is None else (RegisteredClient.from_record(record), record)
+
+    async def note_use(self, client_id: str) -> None:
+        """Note that ``client_id`` was used (renewing its idle TTL when the last note is older
+        than the refresh interval; a no-op write otherwise)."""
+        if _known_shape(client_id):
+            await self.backend.lookup(client_id, self.lifetime)
 
     async def replace(self, client_id: str, record: str, new: RegisteredClient | None) -> None:
         """Replace (``None``: delete) a client if its stored record is still ``record``."""
@@ -205,10 +248,19 @@ class AsyncClientStore:
             await self.backend.release()
 
     async def authenticate(self, client_id: str, client_secret: str) -> RegisteredClient | None:
-        """The client when ``client_secret`` is its current, unexpired secret; else ``None``."""
-        client = await self.get(client_id)
+        """The client when ``client_secret`` is its current, unexpired secret; else ``None``.
+
+        Only a successful authentication counts as a use of the client: a wrong secret cannot
+        keep an abandoned client alive. One round trip, two when the use is due to be noted.
+        """
+        if not _known_shape(client_id):
+            return None
+        record, used = await self.backend.read(client_id)
+        client = None if record is None else RegisteredClient.from_record(record)
         if client is None or not client.check_secret(client_secret):
             return None
+        if self.lifetime.due(used, int(time.time() * 1000)):
+            await self.backend.lookup(client_id, self.lifetime)
         return client
 
     async def create(self, client: RegisteredClient) -> None:
@@ -232,8 +284,11 @@ class AsyncClientStore:
     async def require(self, client_id: str, client_secret: str | None = None) -> RegisteredClient:
         """The client (authenticated when ``client_secret`` is given), or
         :class:`~dcr_middleware.errors.InvalidClientError` (``401 invalid_client``)."""
-        client = await self.get(client_id)
-        if client is None or (client_secret is not None and not client.check_secret(client_secret)):
+        if client_secret is None:
+            client = await self.get(client_id)
+        else:
+            client = await self.authenticate(client_id, client_secret)
+        if client is None:
             raise _unknown_client()
         return client
 

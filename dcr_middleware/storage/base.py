@@ -45,6 +45,10 @@ class Lifetime:
     idle_ttl_ms: int = 0  # 0: clients never expire
     refresh_ms: int = 86_400_000
 
+    def due(self, used_ms: int | None, now_ms: int) -> bool:
+        """Whether a use seen at ``now_ms`` should be noted (the last one is old enough)."""
+        return used_ms is None or now_ms - used_ms >= self.refresh_ms
+
     @classmethod
     def of(cls, idle_ttl_seconds: int) -> Lifetime:
         """Refresh at most every tenth of the TTL, and at least daily (see docs/storage.md)."""
@@ -98,6 +102,10 @@ class SyncBackend(Protocol):
     def lookup(self, client_id: str, lifetime: Lifetime) -> str | None:
         """The stored record, noting the use (renewing its idle TTL) at most once per
         ``lifetime.refresh_ms``."""
+        ...
+
+    def read(self, client_id: str) -> tuple[str | None, int | None]:
+        """The stored record and its last noted use (epoch ms), without noting a use."""
         ...
 
     def replace(
@@ -161,6 +169,10 @@ class AsyncBackend(Protocol):
     async def lookup(self, client_id: str, lifetime: Lifetime) -> str | None:
         """The stored record, noting the use (renewing its idle TTL) at most once per
         ``lifetime.refresh_ms``."""
+        ...
+
+    async def read(self, client_id: str) -> tuple[str | None, int | None]:
+        """The stored record and its last noted use (epoch ms), without noting a use."""
         ...
 
     async def replace(

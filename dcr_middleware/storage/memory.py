@@ -88,6 +88,12 @@ class MemoryBackend:
                     self._expiry[key] = now + lifetime.idle_ttl_ms
             return record
 
+    def read(self, client_id: str) -> tuple[str | None, int | None]:
+        """The stored record and its last noted use, without noting one."""
+        key = client_key(self.prefix, client_id)
+        with self._lock:
+            return self._live(key), self._used.get(key)
+
     def last_used(self, client_id: str) -> int | None:
         """When the client was last looked up (epoch ms, to refresh-interval precision)."""
         with self._lock:
@@ -255,6 +261,10 @@ class AsyncMemoryBackend:
     async def lookup(self, client_id: str, lifetime: Lifetime) -> str | None:
         """The stored record, noting the use at most once per refresh interval."""
         return self.backend.lookup(client_id, lifetime)
+
+    async def read(self, client_id: str) -> tuple[str | None, int | None]:
+        """The stored record and its last noted use, without noting one."""
+        return self.backend.read(client_id)
 
     async def replace(
         self, client_id: str, expected: str, record: str | None, idle_ttl_ms: int = 0

@@ -90,6 +90,13 @@ def attempted_from_reply(reply: list[int], limits: tuple[Limit, ...]) -> Attempt
     return Attempted(Outcome(int(reply[0])), decision)
 
 
+def _read_reply(record: Any, used: Any) -> tuple[str | None, int | None]:
+    return (
+        None if record is None else str(record),
+        int(used) if used is not None and str(used).isdigit() else None,
+    )
+
+
 def _one_node(client: Any) -> bool:
     # On Redis Cluster the keys of one registration hash to different slots, so register.lua
     # cannot run; the backend makes the same decisions in separate calls.
@@ -160,6 +167,15 @@ class RedisBackend:
         if not created and attempt.cap:
             self.release()
         return Attempted(Outcome.CREATED if created else Outcome.TAKEN, decision)
+
+    def read(self, client_id: str) -> tuple[str | None, int | None]:
+        """The record and its last noted use, without noting one (one MGET, one slot)."""
+        keys = [client_key(self.prefix, client_id), used_key(self.prefix, client_id)]
+        try:
+            record, used = self.client.mget(keys)
+        except REDIS_ERRORS as exc:
+            raise storage_error(exc) from exc
+        return _read_reply(record, used)
 
     def lookup(self, client_id: str, lifetime: Lifetime) -> str | None:
         """The stored record, noting the use at most once per refresh interval (one EVALSHA)."""
@@ -325,6 +341,15 @@ class AsyncRedisBackend:
         if not created and attempt.cap:
             await self.release()
         return Attempted(Outcome.CREATED if created else Outcome.TAKEN, decision)
+
+    async def read(self, client_id: str) -> tuple[str | None, int | None]:
+        """The record and its last noted use, without noting one (one MGET, one slot)."""
+        keys = [client_key(self.prefix, client_id), used_key(self.prefix, client_id)]
+        try:
+            record, used = await self.client.mget(keys)
+        except REDIS_ERRORS as exc:
+            raise storage_error(exc) from exc
+        return _read_reply(record, used)
 
     async def lookup(self, client_id: str, lifetime: Lifetime) -> str | None:
         """The stored record, noting the use at most once per refresh interval (one EVALSHA)."""

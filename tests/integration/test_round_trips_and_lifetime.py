@@ -295,3 +295,63 @@ def test_lookups_work_while_redis_refuses_writes(
         admin.close()
         store.close()
     assert store.get(client_id) is not None
+
+
+@pytest.mark.parametrize("kind", ["asgi", "wsgi"])
+def test_refused_requests_do_not_keep_a_client_alive(
+    kind: str, redis_url: str, redis_db: redis.Redis, key_prefix: str
+) -> None:
+    # Client ids are not secret: a wrong registration access token or a wrong secret must not
+    # renew the idle TTL (found by the property tests); the right ones do.
+    settings = Settings(
+        redis_url=redis_url, key_prefix=key_prefix, client_idle_ttl=100, rate_limit="off"
+    )
+    (created,) = register_wsgi(settings, 1)
+    body = created.json()
+    client_id, key = body["client_id"], client_key(key_prefix, body["client_id"])
+
+    def age() -> None:
+        redis_db.pexpire(key, 5_000)
+        redis_db.delete(used_key(key_prefix, client_id))
+
+    def management_get(token: str) -> int:
+        path, headers = f"/register/{client_id}", {"authorization": f"Bearer {token}"}
+        if kind == "wsgi":
+            store = ClientStore(settings)
+            app = DCRWSGIMiddleware(unreachable, settings, store=store)
+            try:
+                with httpx.Client(transport=httpx.WSGITransport(app=app), base_url=BASE) as http:
+                    return http.get(path, headers=headers).status_code
+            finally:
+                store.close()
+
+        async def run() -> int:
+            store = AsyncClientStore(settings)
+            app = DCRMiddleware(unreachable_asgi, settings, store=store)
+            try:
+                transport = httpx.ASGITransport(app=app)
+                async with httpx.AsyncClient(transport=transport, base_url=BASE) as http:
+                    return (await http.get(path, headers=headers)).status_code
+            finally:
+                await store.close()
+
+        return anyio.run(run)
+
+    age()
+    assert management_get("not-the-token") == 401
+    assert redis_db.pttl(key) <= 5_000
+    assert redis_db.exists(used_key(key_prefix, client_id)) == 0
+    assert management_get(body["registration_access_token"]) == 200
+    assert redis_db.pttl(key) > 90_000
+
+    age()
+    store = ClientStore(settings)
+    try:
+        assert store.authenticate(client_id, "wrong secret") is None
+        with pytest.raises(InvalidClientError):
+            store.require(client_id, "wrong secret")
+        assert redis_db.pttl(key) <= 5_000
+        assert store.authenticate(client_id, body["client_secret"]) is not None
+        assert redis_db.pttl(key) > 90_000
+    finally:
+        store.close()

@@ -1,0 +1,1 @@
+"""Property-based tests (Hypothesis) over the HTTP surface of both middlewares."""
