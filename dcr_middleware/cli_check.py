@@ -108,6 +108,11 @@ def check(args: argparse.Namespace) -> int:
         _print(args, report, str(exc))
         return 2
     report["key_prefix"] = settings.key_prefix
+    if settings.max_clients and settings.client_idle_ttl:
+        report["warnings"].append(
+            "DCR_MAX_CLIENTS with DCR_CLIENT_IDLE_TTL: a client that expires does not give its "
+            "place back; run `dcr-middleware clients purge --idle-for` before the TTL does"
+        )
     if not settings.uses_redis:
         report["store"] = "embedded"
         code = 0

@@ -153,6 +153,15 @@ def test_check_ok_on_the_session_redis(redis_url: str) -> None:
     assert len(report["warnings"]) == 1
 
 
+def test_check_warns_about_a_cap_with_an_idle_ttl(redis_url: str) -> None:
+    extra = {"DCR_MAX_CLIENTS": "100", "DCR_CLIENT_IDLE_TTL": "90d"}
+    done = run("check", redis_url=redis_url, **extra)
+    assert done.returncode == 0, done.stderr
+    assert "WARNING: DCR_MAX_CLIENTS with DCR_CLIENT_IDLE_TTL" in done.stdout
+    alone = run("check", redis_url=redis_url, DCR_MAX_CLIENTS="100")
+    assert "DCR_CLIENT_IDLE_TTL" not in alone.stdout
+
+
 def test_check_warns_about_eviction(own_redis: RedisServer) -> None:
     admin = own_redis.client()
     try:
