@@ -82,6 +82,9 @@ class DCRMiddleware:
         if self.metadata is not None and path == self.metadata_path:
             await _respond(self.metadata.handle(_head(scope)), scope, receive, send)
             return
+        if not path.startswith(self.path):  # the fast path: almost every request goes through
+            await self.app(scope, receive, send)
+            return
         client_id = client_id_from_path(path, self.path)
         if path != self.path and client_id is None:
             await self.app(scope, receive, send)

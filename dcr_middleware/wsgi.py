@@ -81,6 +81,8 @@ class DCRWSGIMiddleware:
         path = environ.get("PATH_INFO", "")
         if self.metadata is not None and path == self.metadata_path:
             return _respond(self.metadata.handle(_head(environ)), environ, start_response)
+        if not path.startswith(self.path):  # the fast path: almost every request goes through
+            return self.app(environ, start_response)
         client_id = client_id_from_path(path, self.path)
         if path != self.path and client_id is None:
             return self.app(environ, start_response)

@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from dcr_middleware import RegisteredClient, Settings
-from dcr_middleware.storage.base import Lifetime
 from dcr_middleware.storage.memory import MemoryBackend
 
 from .harness import (
@@ -725,14 +724,14 @@ class RacingBackend(MemoryBackend):
 
     armed = False
 
-    def lookup(self, client_id: str, lifetime: Lifetime) -> str | None:
-        record = super().lookup(client_id, lifetime)
+    def read(self, client_id: str) -> tuple[str | None, int | None]:
+        record, used = super().read(client_id)
         if self.armed and record is not None:
             self.armed = False
             data = json.loads(record)
             data["metadata"]["client_name"] = "changed concurrently"
             assert self.replace(client_id, record, json.dumps(data, separators=(",", ":")))
-        return record
+        return record, used
 
 
 @pytest.mark.parametrize("kind", SIDES)
