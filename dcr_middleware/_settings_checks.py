@@ -146,6 +146,8 @@ def _check_redis(bad: Problem, s: Settings) -> None:
         bad("redis_sentinel_master", "required with DCR_REDIS_SENTINELS: the monitored name")
     if master is not None and not s.redis_sentinels:
         bad("redis_sentinel_master", "needs DCR_REDIS_SENTINELS")
+    if s.redis_wait_replicas < 0:
+        bad("redis_wait_replicas", "must not be negative (0: do not wait for replicas)")
     if s.redis_sentinels and url is not None and url.scheme == "unix":
         bad("redis_url", "with DCR_REDIS_SENTINELS use redis:// or rediss:// (credentials, db)")
 

@@ -33,6 +33,7 @@ class Settings:
     redis_cluster: bool = False
     redis_sentinels: tuple[str, ...] = ()
     redis_sentinel_master: str | None = None
+    redis_wait_replicas: int = 1
     key_prefix: str = "dcr"
     redis_connect_timeout: float = 0.5
     redis_timeout: float = 1.0

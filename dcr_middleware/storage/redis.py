@@ -22,6 +22,7 @@ import redis
 import redis.asyncio
 import redis.asyncio.cluster
 import redis.cluster
+from redis.exceptions import NoScriptError
 
 from ..errors import StorageError
 from ..ratelimit import Limit, RateDecision, decision_from_reply, script_args
@@ -97,6 +98,24 @@ def _read_reply(record: Any, used: Any) -> tuple[str | None, int | None]:
     )
 
 
+def _replication(settings: Settings) -> tuple[int, int]:
+    """How many replicas must acknowledge a registration, and how long WAIT may block (ms):
+    with Sentinel only, and well inside the command timeout."""
+    if not settings.redis_sentinels:
+        return 0, 0
+    return settings.redis_wait_replicas, max(10, int(settings.redis_timeout * 800))
+
+
+def _replicated(reply: Any, acknowledged: Any, wanted: int) -> Any:
+    """The script's reply, once enough replicas acknowledged it (else ``StorageError``)."""
+    if int(reply[0]) == Outcome.CREATED.value and int(acknowledged) < wanted:
+        # Written on the master, not (yet) on a replica: a failover could lose it. The outcome
+        # is unknown to the client (503): absent or complete, never partial.
+        logger.warning("registration not acknowledged by %d replica(s) in time", wanted)
+        raise StorageError("the client store is unavailable; try again later")
+    return reply
+
+
 def _one_node(client: Any) -> bool:
     # On Redis Cluster the keys of one registration hash to different slots, so register.lua
     # cannot run; the backend makes the same decisions in separate calls.
@@ -119,6 +138,7 @@ class RedisBackend:
         self.prefix = settings.key_prefix
         self.client = client
         self.one_node = _one_node(client)
+        self.wait_replicas, self.wait_ms = _replication(settings)
         self._create = client.register_script(CREATE_SCRIPT)
         self._ratelimit = client.register_script(RATELIMIT_SCRIPT)
         self._register = client.register_script(REGISTER_SCRIPT)
@@ -143,10 +163,30 @@ class RedisBackend:
             return self._register_in_steps(attempt)
         keys, args = register_call(self.prefix, attempt)
         try:
-            reply = self._register(keys=keys, args=args)
+            if not self.wait_replicas:
+                reply = self._register(keys=keys, args=args)
+            else:
+                reply = self._register_replicated(keys, args)
         except REDIS_ERRORS as exc:
             raise storage_error(exc) from exc
         return attempted_from_reply(reply, attempt.limits)
+
+    def _register_replicated(self, keys: list[str], args: list[str | int]) -> Any:
+        # The script and WAIT in one pipelined round trip (EVALSHA directly: a Script in a
+        # pipeline costs a SCRIPT EXISTS first). NOSCRIPT: load it and send both again.
+        for attempt in (1, 2):
+            with self.client.pipeline(transaction=False) as pipe:
+                pipe.evalsha(self._register.sha, len(keys), *keys, *args)
+                pipe.execute_command("WAIT", self.wait_replicas, self.wait_ms)
+                try:
+                    reply, acknowledged = pipe.execute()
+                except NoScriptError:
+                    if attempt == 2:
+                        raise
+                    self.client.script_load(REGISTER_SCRIPT)
+                    continue
+            return _replicated(reply, acknowledged, self.wait_replicas)
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def _register_in_steps(self, attempt: Attempt) -> Attempted:
         decision = None
@@ -293,6 +333,7 @@ class AsyncRedisBackend:
         self.prefix = settings.key_prefix
         self.client = client
         self.one_node = _one_node(client)
+        self.wait_replicas, self.wait_ms = _replication(settings)
         self._create = client.register_script(CREATE_SCRIPT)
         self._ratelimit = client.register_script(RATELIMIT_SCRIPT)
         self._register = client.register_script(REGISTER_SCRIPT)
@@ -317,10 +358,29 @@ class AsyncRedisBackend:
             return await self._register_in_steps(attempt)
         keys, args = register_call(self.prefix, attempt)
         try:
-            reply = await self._register(keys=keys, args=args)
+            if not self.wait_replicas:
+                reply = await self._register(keys=keys, args=args)
+            else:
+                reply = await self._register_replicated(keys, args)
         except REDIS_ERRORS as exc:
             raise storage_error(exc) from exc
         return attempted_from_reply(reply, attempt.limits)
+
+    async def _register_replicated(self, keys: list[str], args: list[str | int]) -> Any:
+        # As in RedisBackend: the script and WAIT in one pipelined round trip.
+        for attempt in (1, 2):
+            async with self.client.pipeline(transaction=False) as pipe:
+                pipe.evalsha(self._register.sha, len(keys), *keys, *args)
+                pipe.execute_command("WAIT", self.wait_replicas, self.wait_ms)
+                try:
+                    reply, acknowledged = await pipe.execute()
+                except NoScriptError:
+                    if attempt == 2:
+                        raise
+                    await self.client.script_load(REGISTER_SCRIPT)
+                    continue
+            return _replicated(reply, acknowledged, self.wait_replicas)
+        raise AssertionError("unreachable")  # pragma: no cover
 
     async def _register_in_steps(self, attempt: Attempt) -> Attempted:
         decision = None

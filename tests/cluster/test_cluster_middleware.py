@@ -6,6 +6,7 @@ from __future__ import annotations
 import gc
 import json
 import signal
+import time
 from collections.abc import Callable, Iterable, Iterator, MutableMapping
 from pathlib import Path
 from typing import Any
@@ -165,3 +166,54 @@ def test_server_registers_on_topology(
     finally:
         store.close()
     assert "Traceback" not in server.output()
+
+
+@pytest.mark.parametrize("side", ["asgi", "wsgi"])
+async def test_sentinel_registration_waits_for_a_replica(
+    own_sentinel_group: SentinelGroup, key_prefix: str, side: str
+) -> None:
+    """``DCR_REDIS_WAIT_REPLICAS=1`` (the default): ``201`` only once the replica acknowledged
+    the write; with the replica gone, ``503`` (the client on the master is complete); with
+    ``0``, ``201`` from the master alone."""
+    group = own_sentinel_group
+    group.wait_settled()  # the Sentinels may resync the replica while they discover it
+    assert group.master is not None
+    probe = group.master.client()
+    try:  # the replica acknowledges writes (what the first registration waits for)
+        deadline = time.monotonic() + 15
+        while probe.execute_command("WAIT", 1, 200) < 1 and time.monotonic() < deadline:
+            probe.set(f"{key_prefix}:probe", "x")
+    finally:
+        probe.close()
+    base = {
+        "redis_sentinels": tuple(group.addresses.split(",")),
+        "redis_sentinel_master": SENTINEL_MASTER,
+        "key_prefix": key_prefix,
+        "redis_timeout": 0.5,
+        "rate_limit": "off",
+    }
+    waiting, not_waiting = Settings(**base), Settings(**base, redis_wait_replicas=0)
+    assert waiting.redis_wait_replicas == 1
+    (first,) = await exchange(side, waiting, [("POST", "/register", JSON)])
+    assert first.status_code == 201, first.text
+    assert group.replica is not None and group.master is not None
+    replica = group.replica.client()
+    try:
+        assert replica.exists(f"{key_prefix}:client:{{{first.json()['client_id']}}}") == 1
+    finally:
+        replica.close()
+
+    group.replica.stop(signal.SIGKILL)
+    (refused,) = await exchange(side, waiting, [("POST", "/register", JSON)])
+    assert refused.status_code == 503, refused.text
+    assert refused.json()["error"] == "temporarily_unavailable"
+    (alone,) = await exchange(side, not_waiting, [("POST", "/register", JSON)])
+    assert alone.status_code == 201, alone.text
+    master = group.master.client()
+    try:
+        # The refused registration ran on the master: absent from the replica, complete here.
+        stored = [json.loads(v) for v in master.mget(master.keys(f"{key_prefix}:client:*"))]
+        assert len(stored) == 3
+        assert all(record["client_id"] and record["metadata"] for record in stored)
+    finally:
+        master.close()

@@ -25,6 +25,7 @@ SAMPLES: dict[str, tuple[str, Any]] = {
     "redis_cluster": ("true", True),
     "redis_sentinels": ("sentinel-1:26379, [::1]:26380", ("sentinel-1:26379", "[::1]:26380")),
     "redis_sentinel_master": ("mymaster", "mymaster"),
+    "redis_wait_replicas": ("2", 2),
     "key_prefix": ("myapp", "myapp"),
     "redis_connect_timeout": ("0.25", 0.25),
     "redis_timeout": ("2.5", 2.5),
