@@ -63,6 +63,7 @@ def sentinel_group(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sentine
     group = SentinelGroup(redis_executable(), tmp_path_factory.mktemp("sentinel"))
     try:
         group.start()
+        group.wait_settled()
         yield group
     finally:
         group.stop()
@@ -80,6 +81,7 @@ def own_sentinel_group(tmp_path: Path) -> Iterator[SentinelGroup]:
     group = SentinelGroup(redis_executable(), tmp_path / "own-sentinel")
     try:
         group.start()
+        group.wait_settled()
         yield group
     finally:
         group.stop()

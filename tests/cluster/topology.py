@@ -195,8 +195,22 @@ class SentinelGroup:
 
     def wait_settled(self) -> None:
         """Wait until every Sentinel also knows the replica and its peers (what a failover
-        needs; Sentinels learn them from hello messages and INFO within about ten seconds)."""
+        needs; Sentinels learn them from hello messages and INFO within about ten seconds),
+        and the replica acknowledges writes (``WAIT 1``: a Sentinel that discovers the replica
+        may make it resync first; registrations wait for a replica by default)."""
         wait_for(lambda: self.ready(settled=True), "the Sentinels to know the whole group")
+        wait_for(self._replica_acknowledges, "the replica to acknowledge a write")
+
+    def _replica_acknowledges(self) -> bool:
+        assert self.master is not None
+        client = self.master.client(timeout=1.0)
+        try:
+            client.set("dcr-test:replication-probe", "x")
+            return int(client.execute_command("WAIT", 1, 200)) >= 1
+        except redis.RedisError:
+            return False
+        finally:
+            client.close()
 
     def _replica_linked(self) -> bool:
         assert self.replica is not None
