@@ -94,11 +94,6 @@ class MemoryBackend:
         with self._lock:
             return self._live(key), self._used.get(key)
 
-    def last_used(self, client_id: str) -> int | None:
-        """When the client was last looked up (epoch ms, to refresh-interval precision)."""
-        with self._lock:
-            return self._used.get(client_key(self.prefix, client_id))
-
     def replace(
         self, client_id: str, expected: str, record: str | None, idle_ttl_ms: int = 0
     ) -> bool:

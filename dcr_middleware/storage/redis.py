@@ -143,6 +143,7 @@ class RedisBackend:
         self._ratelimit = client.register_script(RATELIMIT_SCRIPT)
         self._register = client.register_script(REGISTER_SCRIPT)
         self._lookup = client.register_script(LOOKUP_SCRIPT)
+        self._purge = client.register_script(PURGE_SCRIPT)
         self._reserve = client.register_script(RESERVE_SCRIPT)
         self._token_use = client.register_script(TOKEN_USE_SCRIPT)
         self._replace = client.register_script(REPLACE_SCRIPT)
@@ -239,7 +240,7 @@ class RedisBackend:
         keys = [client_key(self.prefix, client_id), used_key(self.prefix, client_id)]
         args: list[str | int] = [record, "" if used is None else used]
         try:
-            return bool(self.client.register_script(PURGE_SCRIPT)(keys=keys, args=args))
+            return bool(self._purge(keys=keys, args=args))
         except REDIS_ERRORS as exc:
             raise storage_error(exc) from exc
 

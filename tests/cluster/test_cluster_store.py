@@ -7,19 +7,17 @@ they run again with this module's ``store`` fixture (cluster and Sentinel, sync 
 
 from __future__ import annotations
 
-import asyncio
-import dataclasses
 import json
 import os
 import signal
 from collections.abc import AsyncIterator
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
 import redis
 from integration.test_store_contract import (
     SyncFacade,
+    assert_one_winner,
     new_client,
     test_store_authenticate_expired_secret_returns_none,
     test_store_authenticate_public_client_returns_none,
@@ -112,44 +110,7 @@ async def test_store_concurrent_creates_of_one_id_have_one_winner(
     """Atomic create on the cluster / Sentinel master: of 20 rival records one is stored."""
     topology, api = kind.split("-")
     settings = topology_settings(request, topology, key_prefix=key_prefix)
-    base, _ = new_client()
-    rivals = [
-        dataclasses.replace(base, metadata={**base.metadata, "client_name": f"rival {n}"})
-        for n in range(20)
-    ]
-    if api == "async":
-        async_store = AsyncClientStore(settings)
-        try:
-
-            async def attempt(client: RegisteredClient) -> bool:
-                try:
-                    await async_store.create(client)
-                except StorageError:
-                    return False
-                return True
-
-            outcomes = list(await asyncio.gather(*(attempt(c) for c in rivals)))
-            stored = await async_store.get(base.client_id)
-        finally:
-            await async_store.close()
-    else:
-        sync_store = ClientStore(settings)
-
-        def run(client: RegisteredClient) -> bool:
-            try:
-                sync_store.create(client)
-            except StorageError:
-                return False
-            return True
-
-        try:
-            with ThreadPoolExecutor(max_workers=len(rivals)) as pool:
-                outcomes = list(pool.map(run, rivals, timeout=30))
-            stored = sync_store.get(base.client_id)
-        finally:
-            sync_store.close()
-    assert outcomes.count(True) == 1
-    assert stored in rivals
+    await assert_one_winner(settings, asynchronous=api == "async")
 
 
 @pytest.mark.parametrize("topology", TOPOLOGIES)

@@ -214,14 +214,21 @@ async def test_store_concurrent_creates_of_one_id_have_one_winner(
     request: pytest.FixtureRequest, key_prefix: str, kind: str
 ) -> None:
     """Atomic create: of 20 different records racing for one id exactly one is stored."""
-    settings = _settings(kind, request, key_prefix)
+    await assert_one_winner(
+        _settings(kind, request, key_prefix), asynchronous=kind.endswith("-async")
+    )
+
+
+async def assert_one_winner(settings: Settings, *, asynchronous: bool) -> None:
+    """20 different records race for one client id (all at once, through the asyncio or the
+    blocking store): exactly one create succeeds and its record is the one stored."""
     base, _ = new_client()
     rivals = [
         dataclasses.replace(base, metadata={**base.metadata, "client_name": f"rival {n}"})
         for n in range(20)
     ]
     outcomes: list[bool] = []
-    if kind.endswith("-async"):
+    if asynchronous:
         async_store = AsyncClientStore(settings)
         try:
 
