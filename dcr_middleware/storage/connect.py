@@ -51,6 +51,13 @@ AsyncRedis: TypeAlias = "redis.asyncio.Redis | redis.asyncio.cluster.RedisCluste
 # SlotNotCoveredError do not: catch this tuple, not RedisError alone.
 REDIS_ERRORS: tuple[type[Exception], ...] = (RedisError, RedisClusterException)
 
+# redis-py annotates these in some releases and not in others (8.2 typed the Sentinel
+# constructors and master_for): called through Any, so that no release needs a "type: ignore"
+# that the next one reports as unused.
+_parse_url: Any = parse_url
+_SyncSentinel: Any = redis.sentinel.Sentinel
+_AsyncSentinel: Any = redis.asyncio.sentinel.Sentinel
+
 
 def connection_options(settings: Settings) -> dict[str, Any]:
     """redis-py keyword arguments shared by the sync and async clients."""
@@ -85,7 +92,7 @@ def _sentinel_options(settings: Settings, asyncio: bool) -> dict[str, Any]:
     options = connection_options(settings)
     tls = False
     if settings.redis_url is not None:
-        parsed: dict[str, Any] = parse_url(settings.redis_url)  # type: ignore[no-untyped-call]
+        parsed: dict[str, Any] = _parse_url(settings.redis_url)
         for name in ("username", "password", "db"):
             if parsed.get(name) is not None:
                 options[name] = parsed[name]
@@ -116,8 +123,8 @@ def sync_client(settings: Settings) -> SyncRedis:
         return _redis_py.Cluster(redis_url(settings), retry=retry, **options)
     if settings.redis_sentinels:
         # The Sentinels are asked with the same socket timeouts (redis-py copies socket_*).
-        sentinel = redis.sentinel.Sentinel(_sentinels(settings), **options)  # type: ignore[no-untyped-call]
-        client: redis.Redis = sentinel.master_for(  # type: ignore[no-untyped-call]
+        sentinel = _SyncSentinel(_sentinels(settings), **options)
+        client: redis.Redis = sentinel.master_for(
             _master(settings),
             redis_class=_redis_py.SentinelMaster,
             retry=retry,
@@ -134,7 +141,7 @@ def async_client(settings: Settings) -> AsyncRedis:
     if settings.redis_cluster:
         return _redis_py.AsyncCluster.from_url(redis_url(settings), retry=retry, **options)
     if settings.redis_sentinels:
-        sentinel = redis.asyncio.sentinel.Sentinel(_sentinels(settings), **options)  # type: ignore[no-untyped-call]
+        sentinel = _AsyncSentinel(_sentinels(settings), **options)
         client: redis.asyncio.Redis = sentinel.master_for(
             _master(settings),
             redis_class=_redis_py.AsyncSentinelMaster,
