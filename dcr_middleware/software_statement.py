@@ -213,6 +213,10 @@ class SoftwareStatements:
         except JoseError as exc:
             # RFC 7591 §2.3: a software statement "MUST contain an "iss" (issuer) claim".
             raise _invalid(exc.description or exc.error) from None
+        # RFC 7519 §4.1.1: "iss" is a StringOrURI. joserfc 1.8 checks its type, 1.6 does not
+        # (found by scripts/test.sh --lowest): checked here whatever the version.
+        if not isinstance(claims["iss"], str):
+            raise _invalid("its iss claim must be a string")
         if self.issuers and claims["iss"] not in self.issuers:
             raise UnapprovedSoftwareStatementError(
                 "software_statement: its issuer is not approved by this server"

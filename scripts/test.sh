@@ -10,7 +10,7 @@
 #                                   ignoring the lock (.venv-latest)
 #   bash scripts/test.sh --lowest   the whole suite on the lowest versions that pyproject.toml
 #                                   declares for the runtime dependencies (.venv-lowest); the
-#                                   toolchain keeps its locked versions
+#                                   toolchain keeps its locked versions; mypy is skipped
 #
 # --quick combines with --latest or --lowest. Further arguments go to pytest
 # (e.g. bash scripts/test.sh --quick tests/unit -x).
@@ -70,7 +70,13 @@ esac
 bin=$venv/bin
 "$bin/ruff" check .
 "$bin/ruff" format --check .
-"$bin/mypy" --strict dcr_middleware
+if [ "$resolution" = lowest ]; then
+  # The oldest releases' annotations are not the ones the code is typed against (redis-py 6
+  # typed far less): --lowest is about runtime behaviour, mypy runs on the locked and newest.
+  echo "--lowest: mypy skipped (typing is checked against the locked and the newest releases)"
+else
+  "$bin/mypy" --strict dcr_middleware
+fi
 "$bin/lint-imports" --no-cache
 if $quick; then
   # pytest exits 5 when it collected no test: with `set -e` that fails this script, as it should.

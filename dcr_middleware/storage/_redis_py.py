@@ -1,5 +1,11 @@
 """redis-py subclasses for Redis Cluster and Sentinel: the retry policy, lazy start and the
-redis-py (8.1) defects this package works around. Built by :mod:`.connect` only."""
+redis-py defects this package works around. Built by :mod:`.connect` only.
+
+Each workaround below names the redis-py releases it was seen on and the upstream issue, where
+one exists. All of them hold over the whole declared range (redis>=6.4, up to 8.2 when this was
+written): ``scripts/test.sh --lowest`` and ``--latest`` run the Cluster and Sentinel suites on
+both ends of it, so a release that changes one of these behaviours shows up there.
+"""
 
 from __future__ import annotations
 
@@ -12,13 +18,13 @@ import redis.asyncio.cluster
 import redis.asyncio.sentinel
 import redis.cluster
 import redis.sentinel
-from redis._parsers.encoders import Encoder
 from redis.connection import SSLConnection
 from redis.exceptions import ClusterDownError, SlotNotCoveredError
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 # The cluster client retries these once, after re-reading the slot map. redis-py also retries
-# TimeoutError, where a write may have happened: not here. (MOVED, ASK and TRYAGAIN are followed
+# TimeoutError (by design since 4.1, redis/redis-py#1821; still so in 6.4 to 8.2), where a write
+# may have happened: not here. (MOVED, ASK and TRYAGAIN are followed
 # inside one attempt: the command did not run on the node that answered them.)
 _CLUSTER_RETRY = (RedisConnectionError, ClusterDownError, SlotNotCoveredError)
 
@@ -26,7 +32,8 @@ _CLUSTER_RETRY = (RedisConnectionError, ClusterDownError, SlotNotCoveredError)
 class Cluster(redis.cluster.RedisCluster):
     """redis-py's blocking ``RedisCluster``, built on first use rather than when created.
 
-    ``RedisCluster.__init__`` reads the slot map from the seed node at once. Here it runs when
+    ``RedisCluster.__init__`` reads the slot map from the seed node at once (6.4 to 8.2; by
+    design, no upstream issue). Here it runs when
     the first command needs an attribute it sets: a worker starts while the cluster is down
     (its requests get ``503`` until a node answers, as with one Redis), and gunicorn
     ``--preload`` opens no socket before the fork. A failed start is tried again by the next
@@ -59,11 +66,14 @@ class Cluster(redis.cluster.RedisCluster):
         self._start()
         return object.__getattribute__(self, name)
 
-    def get_encoder(self) -> Encoder:
-        """The encoder of ``register_script`` (which must not start the client)."""
+    def get_encoder(self) -> Any:
+        """The encoder of ``register_script`` (which must not start the client).
+
+        Taken from a standalone client that is never used (building one opens no socket), so
+        that no private redis-py module is imported."""
         kwargs = self._lazy[1] if self._lazy is not None else {}
         decode = bool(kwargs.get("decode_responses"))
-        return Encoder("utf-8", "strict", decode)  # type: ignore[no-untyped-call]
+        return redis.Redis(decode_responses=decode).get_encoder()
 
     def close(self) -> None:
         """Close the connections, if the client was ever started."""
@@ -75,10 +85,12 @@ class AsyncCluster(redis.asyncio.cluster.RedisCluster):
     ERRORS_ALLOW_RETRY = _CLUSTER_RETRY  # type: ignore[assignment]
 
     async def execute_command(self, *args: Any, **kwargs: Any) -> Any:
-        # redis-py (8.1) picks a command's target node before its lazy first initialize(), which
-        # then closes the seed node under the commands already sent to it: concurrent first
-        # commands failed with ConnectionError or AttributeError ('NoneType' has no attribute
-        # 'writelines'). Every command waits here for the slot map instead.
+        # redis-py picks a command's target node before its lazy first initialize(), which then
+        # closes the seed node under the commands already sent to it: concurrent first commands
+        # failed with ConnectionError or AttributeError ('NoneType' has no attribute
+        # 'writelines'). Seen on 8.1 and 8.2; redis/redis-py#2231 (4.3) fixed an earlier form of
+        # this race, no upstream issue for this one was found. Every command waits here for
+        # the slot map instead (a no-op once initialized).
         if self._initialize:
             await self.initialize()
         return await super().execute_command(*args, **kwargs)
@@ -112,7 +124,10 @@ class SentinelConnection(redis.sentinel.SentinelManagedConnection):
     redis-py reconnects a dropped connection inside a command's retry through
     ``connect_check_health``, which reuses the connection's last address: after a failover the
     retry of a write that met the demoted master (``READONLY``) went back to it. Here any
-    reconnect goes through the Sentinel-aware ``connect``.
+    reconnect goes through the Sentinel-aware ``connect``. Upstream: redis/redis-py#3874 (open,
+    fix proposed in #3875); seen on 8.1 and 8.2. ``connect_check_health`` with its
+    ``retry_socket_connect`` argument exists from redis-py 6.4 on, hence the floor in
+    ``pyproject.toml``.
     """
 
     _to_address = False
