@@ -2,7 +2,7 @@
 redis-py defects this package works around. Built by :mod:`.connect` only.
 
 Each workaround below names the redis-py releases it was seen on and the upstream issue, where
-one exists. All of them hold over the whole declared range (redis>=6.4, up to 8.2 when this was
+one exists. All of them hold over the whole declared range (redis>=7.1, up to 8.2 when this was
 written): ``scripts/test.sh --lowest`` and ``--latest`` run the Cluster and Sentinel suites on
 both ends of it, so a release that changes one of these behaviours shows up there.
 """
@@ -23,7 +23,7 @@ from redis.exceptions import ClusterDownError, SlotNotCoveredError
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 # The cluster client retries these once, after re-reading the slot map. redis-py also retries
-# TimeoutError (by design since 4.1, redis/redis-py#1821; still so in 6.4 to 8.2), where a write
+# TimeoutError (by design since 4.1, redis/redis-py#1821; still so in 7.1 to 8.2), where a write
 # may have happened: not here. (MOVED, ASK and TRYAGAIN are followed
 # inside one attempt: the command did not run on the node that answered them.)
 _CLUSTER_RETRY = (RedisConnectionError, ClusterDownError, SlotNotCoveredError)
@@ -32,7 +32,7 @@ _CLUSTER_RETRY = (RedisConnectionError, ClusterDownError, SlotNotCoveredError)
 class Cluster(redis.cluster.RedisCluster):
     """redis-py's blocking ``RedisCluster``, built on first use rather than when created.
 
-    ``RedisCluster.__init__`` reads the slot map from the seed node at once (6.4 to 8.2; by
+    ``RedisCluster.__init__`` reads the slot map from the seed node at once (7.1 to 8.2; by
     design, no upstream issue). Here it runs when
     the first command needs an attribute it sets: a worker starts while the cluster is down
     (its requests get ``503`` until a node answers, as with one Redis), and gunicorn
@@ -125,9 +125,10 @@ class SentinelConnection(redis.sentinel.SentinelManagedConnection):
     ``connect_check_health``, which reuses the connection's last address: after a failover the
     retry of a write that met the demoted master (``READONLY``) went back to it. Here any
     reconnect goes through the Sentinel-aware ``connect``. Upstream: redis/redis-py#3874 (open,
-    fix proposed in #3875); seen on 8.1 and 8.2. ``connect_check_health`` with its
-    ``retry_socket_connect`` argument exists from redis-py 6.4 on, hence the floor in
-    ``pyproject.toml``.
+    fix proposed in #3875); seen on 7.1, 8.1 and 8.2. ``connect_check_health`` with its
+    ``retry_socket_connect`` argument exists from redis-py 6.4 on; Sentinel itself fails on 6.4
+    to 7.0 (``parse_sentinel_master() got an unexpected keyword argument 'return_responses'``,
+    fixed in 7.1), hence the floor of 7.1 in ``pyproject.toml``.
     """
 
     _to_address = False
