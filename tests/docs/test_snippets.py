@@ -52,6 +52,7 @@ import pytest
 
 with warnings.catch_warnings():  # WebOb 1.8 imports the deprecated stdlib ``cgi``
     warnings.filterwarnings("ignore", "'cgi' is deprecated", DeprecationWarning)
+    import dcr_middleware
     from dcr_middleware import Settings
     from dcr_middleware.cli import build_parser
     from dcr_middleware.settings import env_name
@@ -366,7 +367,11 @@ def _check_pip(args: list[str]) -> list[str]:
     problems = []
     for arg in (a for a in args if not a.startswith("-")):
         name, _, extras = arg.partition("[")
-        if name in (".", "./"):
+        if name.endswith(".whl"):  # the wheel python -m build writes for this version
+            wheel = f"dcr_middleware-{dcr_middleware.__version__}-py3-none-any.whl"
+            if Path(name).name != wheel:
+                problems.append(f"{name}: python -m build writes {wheel}")
+        if name in (".", "./") or name.endswith(".whl"):
             unknown = {e.strip() for e in extras.rstrip("]").split(",") if e.strip()} - EXTRAS
             if unknown:
                 problems.append(f"no extra {sorted(unknown)} in pyproject.toml")
@@ -397,6 +402,8 @@ def test_snippets_command_checker_catches_drift() -> None:
     assert check_command(["dcr-midleware", "serve"])
     assert check_command(["uvicorn", "dcr_middleware.nosuch:app"])
     assert not check_command(["pip", "install", ".[metrics,otel]"])
+    assert check_command(["pip", "install", "dist/dcr_middleware-0.0.1-py3-none-any.whl"])
+    assert check_command(["pip", "install", "dcr_middleware-0.1.0-py3-none-any.whl[nope]"])
     assert not check_command(["DCR_OTEL=true", "dcr-middleware", "serve", "--port", "1"])
     assert simple_commands("A=1 curl x | jq . && dcr-middleware check") == [
         ["A=1", "curl", "x"],
