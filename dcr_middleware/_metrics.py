@@ -15,6 +15,7 @@ import weakref
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from ._extras import install_hint
 from .errors import ConfigurationError
 from .events import ClientRegistered, Event, RateLimited, StorageFailed
 from .settings import Settings
@@ -27,10 +28,7 @@ try:
     from prometheus_client.registry import Collector, CollectorRegistry
 except ImportError as exc:  # pragma: no cover - exercised in a subprocess by the tests
     raise ConfigurationError(
-        [
-            "DCR_METRICS: needs the prometheus_client package; install the extra: "
-            "pip install 'dcr-middleware[metrics]'"
-        ]
+        [f"DCR_METRICS: needs the prometheus_client package; install it: {install_hint('metrics')}"]
     ) from exc
 
 logger = logging.getLogger("dcr_middleware")

@@ -25,6 +25,7 @@ from .settings import Settings
 from .store import AsyncClientStore
 
 if TYPE_CHECKING:
+    from opentelemetry.metrics import MeterProvider
     from prometheus_client.registry import CollectorRegistry
 
 Scope = MutableMapping[str, Any]
@@ -44,9 +45,11 @@ class DCRMiddleware:
     ``settings=None`` reads ``DCR_*`` from the environment once, here. ``store`` lets tests and
     applications share one :class:`AsyncClientStore` with the authorization server.
 
-    ``on_event`` is called with each :mod:`~dcr_middleware.events` event (before a
+    ``on_event`` is called with each event, an :class:`~dcr_middleware.events.Event` (before a
     ``DCR_EVENT_HOOK``); ``metrics_registry`` turns the Prometheus metrics on, registered there
-    (``DCR_METRICS=true`` registers them on the default registry). See docs/observability.md.
+    (``DCR_METRICS=true`` registers them on the default registry); ``meter_provider`` turns the
+    OpenTelemetry metrics on, from that provider (``DCR_OTEL=true`` uses the global one). See
+    docs/observability.md.
     """
 
     def __init__(
@@ -57,6 +60,7 @@ class DCRMiddleware:
         store: AsyncClientStore | None = None,
         on_event: EventHook | None = None,
         metrics_registry: CollectorRegistry | None = None,
+        meter_provider: MeterProvider | None = None,
     ) -> None:
         self.app = app
         self.settings = Settings.from_env() if settings is None else settings
@@ -65,6 +69,7 @@ class DCRMiddleware:
             self.settings,
             on_event=on_event,
             metrics_registry=metrics_registry,
+            meter_provider=meter_provider,
             backend=self.store.backend,
         )
         self.service = AsyncRegistrationService(self.settings, self.store, self.observer)

@@ -7,6 +7,7 @@ import sys
 from collections.abc import Sequence
 
 from . import cli_check, cli_clients, cli_tokens
+from ._extras import install_hint
 from .errors import ConfigurationError, StorageError
 from .settings import Settings
 
@@ -15,7 +16,7 @@ def _serve(args: argparse.Namespace) -> int:
     try:
         import uvicorn
     except ImportError:
-        sys.stderr.write("the demo server needs uvicorn: pip install 'dcr-middleware[demo]'\n")
+        sys.stderr.write(f"the demo server needs uvicorn: {install_hint('demo')}\n")
         return 2
     from .demo import create_demo_app
 

@@ -5,8 +5,9 @@ preflights aside) ends in exactly one event: :class:`ClientRegistered`, :class:`
 :class:`ClientUpdated`, :class:`ClientDeleted`, or a :class:`RequestRefused` (with its two
 special cases :class:`RateLimited` and :class:`StorageFailed`). One :class:`Observer` hands each
 event to three places: a log line on the ``dcr_middleware`` logger (a stable message, and every
-field in ``extra`` for JSON formatters), the hooks (``on_event=`` and ``DCR_EVENT_HOOK``), and
-Prometheus metrics when they are enabled (:mod:`dcr_middleware._metrics`, imported only then).
+field in ``extra`` for JSON formatters), the hooks (``on_event=`` and ``DCR_EVENT_HOOK``), and the
+metrics when they are enabled: Prometheus (:mod:`dcr_middleware._metrics`) and OpenTelemetry
+(:mod:`dcr_middleware._otel`), each imported only then.
 
 Events carry identifiers and outcomes only: never a client secret, a registration access
 token, an initial access token or a request body. This module does no I/O of its own.
@@ -29,6 +30,7 @@ from .errors import ConfigurationError, DCRError, RateLimitedError, StorageError
 
 if TYPE_CHECKING:
     from ._metrics import Metrics
+    from ._otel import OTelMetrics
     from .settings import Settings
 
 logger = logging.getLogger("dcr_middleware")
@@ -184,7 +186,8 @@ def check_hook(hook: Any, where: str = "on_event") -> EventHook:
 
 
 class Observer:
-    """Logs each event, calls the hooks and updates the metrics (when enabled).
+    """Logs each event, calls the hooks and updates the metrics (Prometheus, OpenTelemetry: each
+    when enabled).
 
     A hook that raises is logged (its exception type only: its message could hold data) and
     the request is answered as if there were no hook.
@@ -195,9 +198,12 @@ class Observer:
         hooks: Sequence[EventHook] = (),
         metrics: Metrics | None = None,
         clock: Callable[[], float] = time.monotonic,
+        *,
+        otel: OTelMetrics | None = None,
     ) -> None:
         self.hooks = tuple(hooks)
         self.metrics = metrics
+        self.otel = otel
         self.clock = clock
 
     @classmethod
@@ -208,10 +214,12 @@ class Observer:
         on_event: EventHook | None = None,
         metrics_registry: Any = None,
         backend: Any = None,
+        meter_provider: Any = None,
     ) -> Observer:
-        """The observer a middleware uses: ``on_event`` then ``DCR_EVENT_HOOK``; metrics when
-        ``DCR_METRICS`` is on or a registry is given (the client count read from ``backend``'s
-        cap counter, when ``DCR_MAX_CLIENTS`` is set)."""
+        """The observer a middleware uses: ``on_event`` then ``DCR_EVENT_HOOK``; Prometheus
+        metrics when ``DCR_METRICS`` is on or a registry is given (the client count read from
+        ``backend``'s cap counter, when ``DCR_MAX_CLIENTS`` is set); OpenTelemetry metrics when
+        ``DCR_OTEL`` is on (the global meter provider) or a ``meter_provider`` is given."""
         hooks = [] if on_event is None else [check_hook(on_event)]
         if settings.event_hook is not None:
             hooks.append(load_hook(settings.event_hook))
@@ -223,7 +231,12 @@ class Observer:
             count = _metrics.client_count(settings, backend) if settings.max_clients else None
             if count is not None:
                 metrics.count_clients(settings.key_prefix, settings.max_clients, count)
-        return cls(hooks, metrics)
+        otel = None
+        if settings.otel or meter_provider is not None:
+            from . import _otel
+
+            otel = _otel.OTelMetrics(meter_provider)
+        return cls(hooks, metrics, otel=otel)
 
     def emit(self, event: Event) -> None:
         """Log ``event``, update the metrics, then call each hook."""
@@ -231,6 +244,8 @@ class Observer:
             logger.log(event.level, event.message, *event._args(), extra=event.fields())
         if self.metrics is not None:
             self.metrics.record(event)
+        if self.otel is not None:
+            self.otel.record(event)
         for hook in self.hooks:
             try:
                 hook(event)

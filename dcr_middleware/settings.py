@@ -94,6 +94,7 @@ class Settings:
     # Observability (dcr_middleware.events, docs/observability.md).
     event_hook: str | None = None
     metrics: bool = False
+    otel: bool = False
 
     def __post_init__(self) -> None:
         problems = _checks.check_types(self, _HINTS)

@@ -62,3 +62,46 @@ def test_griffe_roles_extension_rewrites_every_sphinx_role() -> None:
     assert leftovers == []
     # Resolved to full paths, so the references link where the target is rendered (docs/api.md).
     assert any('<autoref identifier="dcr_middleware.errors.' in text for text in texts)
+
+
+def _rendered_objects(package: griffe.Module) -> tuple[set[str], list[griffe.Object]]:
+    """The paths the API page renders (each ``:::`` target and its public members) and the
+    objects whose docstrings it shows."""
+    paths: set[str] = set()
+    shown: list[griffe.Object] = []
+
+    def walk(obj: griffe.Object | griffe.Alias) -> None:
+        paths.add(obj.path)
+        target = obj.final_target if isinstance(obj, griffe.Alias) else obj
+        paths.add(target.path)
+        shown.append(target)  # type: ignore[arg-type]
+        for name, member in target.members.items():
+            if not member.is_alias and (name == "__init__" or not name.startswith("_")):
+                walk(member)
+
+    for directive in DOCUMENTED:
+        walk(package[directive.partition(".")[2]])
+    return paths, shown
+
+
+def test_api_page_roles_to_modules_name_rendered_modules() -> None:
+    # An unrendered target falls back to code text: fine for a class ("ClientCapError"), but a
+    # module shown by its last name reads as a word ("each events event", issue 14).
+    extensions = griffe.load_extensions(str(ROOT / "docs" / "plugins" / "griffe_roles.py"))
+    package = griffe.load("dcr_middleware", search_paths=[str(ROOT)], extensions=extensions)
+    paths, shown = _rendered_objects(package)
+    unresolved: list[tuple[str, str]] = []
+    for obj in shown:
+        if obj.docstring is None:
+            continue
+        for identifier in re.findall(r'<autoref identifier="([^"]+)"', obj.docstring.value):
+            if identifier in paths:
+                continue
+            try:
+                target = package[identifier.partition(".")[2]]
+            except KeyError:
+                unresolved.append((obj.path, identifier))  # names nothing in the package
+                continue
+            if target.is_module:
+                unresolved.append((obj.path, identifier))
+    assert unresolved == []

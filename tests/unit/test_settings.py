@@ -88,6 +88,7 @@ SAMPLES: dict[str, tuple[str, Any]] = {
     "allowed_subject_types": ("public, pairwise", ("public", "pairwise")),
     "event_hook": ("myproject.audit:on_event", "myproject.audit:on_event"),
     "metrics": ("true", True),
+    "otel": ("true", True),
 }
 
 FIELDS = [f.name for f in dataclasses.fields(Settings)]

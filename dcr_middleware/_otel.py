@@ -1,0 +1,102 @@
+"""OpenTelemetry metrics, imported only when ``DCR_OTEL`` is on (extra ``otel``).
+
+Only ``opentelemetry-api`` is needed. The instruments come from
+``opentelemetry.metrics.get_meter("dcr_middleware")``, that is from the meter provider the
+application configured (``opentelemetry.metrics.set_meter_provider``, or the
+``opentelemetry-instrument`` agent). With no SDK, or an SDK that nobody configured, the API hands
+out no-op instruments: recording costs one method call and goes nowhere.
+
+The instruments mirror the Prometheus metrics of :mod:`dcr_middleware._metrics` (names in the
+OpenTelemetry style, the same attributes), so one event updates both the same way.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ._extras import install_hint
+from .errors import ConfigurationError
+from .events import ClientRegistered, Event, RateLimited, StorageFailed
+
+try:
+    from opentelemetry import metrics as otel_metrics
+except ImportError as exc:  # pragma: no cover - exercised in a subprocess by the tests
+    raise ConfigurationError(
+        [f"DCR_OTEL: needs the opentelemetry-api package; install it: {install_hint('otel')}"]
+    ) from exc
+
+METER_NAME = "dcr_middleware"
+_METHODS = frozenset({"GET", "PUT", "DELETE"})
+# Registrations take well under a millisecond in process and about one Redis round trip
+# otherwise: boundaries from 100 µs to 10 s, so they resolve both (the SDK's default boundaries
+# are meant for milliseconds and would put every observation in seconds into the first bucket).
+DURATION_BUCKETS = (
+    0.0001,
+    0.00025,
+    0.0005,
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+)
+
+
+class OTelMetrics:
+    """The instruments of one meter; :meth:`record` takes each event."""
+
+    def __init__(self, meter_provider: Any = None) -> None:
+        from . import __version__
+
+        meter = otel_metrics.get_meter(METER_NAME, __version__, meter_provider=meter_provider)
+        self.registrations = meter.create_counter(
+            "dcr.registrations",
+            unit="{request}",
+            description="Registration requests (POST to DCR_PATH) by outcome: created, or the "
+            "error code",
+        )
+        self.duration = meter.create_histogram(
+            "dcr.registration.duration",
+            unit="s",
+            description="Time to answer a registration request, body read and storage included",
+            explicit_bucket_boundaries_advisory=DURATION_BUCKETS,
+        )
+        self.rate_limited = meter.create_counter(
+            "dcr.rate_limited",
+            unit="{request}",
+            description="Registration requests refused 429, by bucket kind (ip or token)",
+        )
+        self.storage_errors = meter.create_counter(
+            "dcr.storage.errors",
+            unit="{request}",
+            description="Requests answered 503 because the client store failed or timed out",
+        )
+        self.management = meter.create_counter(
+            "dcr.management.requests",
+            unit="{request}",
+            description="Client configuration endpoint requests (RFC 7592) by method and outcome",
+        )
+
+    def record(self, event: Event) -> None:
+        """Count one event."""
+        outcome = getattr(event, "error", None) or "ok"
+        if event.endpoint == "registration":
+            outcome = "created" if isinstance(event, ClientRegistered) else outcome
+            attributes = {"outcome": outcome}
+            self.registrations.add(1, attributes)
+            self.duration.record(event.duration_seconds, attributes)
+        else:
+            method = event.method if event.method in _METHODS else "other"
+            self.management.add(1, {"method": method, "outcome": outcome})
+        if isinstance(event, RateLimited):
+            self.rate_limited.add(1, {"scope": event.scope})
+        elif isinstance(event, StorageFailed):
+            self.storage_errors.add(1)
