@@ -4,7 +4,6 @@ read, and the JSON responses of the registration endpoint."""
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,10 +13,6 @@ from .errors import (
     PayloadTooLargeError,
     UnsupportedMediaTypeError,
 )
-
-# RFC 6749 §5.2: "Values for the error_description parameter MUST NOT include characters
-# outside the set %x20-21 / %x23-5B / %x5D-7E."
-_NOT_DESCRIPTION_CHAR = re.compile(r"[^\x20\x21\x23-\x5b\x5d-\x7e]")
 
 # SPEC §3: every response that carries a secret or token is not to be cached.
 _NO_STORE = [("Cache-Control", "no-store"), ("Pragma", "no-cache")]
@@ -50,9 +45,7 @@ def json_response(
 
 def error_response(error: DCRError) -> Response:
     """RFC 6749 §5.2 / RFC 7591 §3.2.2 error object for one of the library's errors."""
-    # Descriptions quote client input: anything outside the RFC's character set becomes "?".
-    description = _NOT_DESCRIPTION_CHAR.sub("?", error.description)
-    payload = {"error": error.error, "error_description": description}
+    payload = {"error": error.error, "error_description": error.public_description}
     return json_response(error.status, payload, error.headers())
 
 

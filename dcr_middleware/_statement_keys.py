@@ -12,6 +12,8 @@ from joserfc import jws
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 
+from ._json_depth import MAX_DEPTH, too_deep
+
 if TYPE_CHECKING:
     from .settings import Settings
 
@@ -21,7 +23,8 @@ _ASYMMETRIC_KTY = frozenset({"RSA", "EC", "OKP"})
 
 
 def strict_object(text: bytes | str, what: str) -> dict[str, Any]:
-    """Parse one JSON object; repeated members and NaN/Infinity are errors (``ValueError``)."""
+    """Parse one JSON object; repeated members, NaN/Infinity and nesting deeper than
+    :data:`~dcr_middleware._json_depth.MAX_DEPTH` are errors (``ValueError``)."""
 
     def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
         if len({k for k, _ in items}) != len(items):
@@ -32,7 +35,13 @@ def strict_object(text: bytes | str, what: str) -> dict[str, Any]:
         raise ValueError(f"{name} is not JSON")
 
     try:
-        value = json.loads(text, object_pairs_hook=pairs, parse_constant=constant)
+        decoded = text.decode("utf-8") if isinstance(text, bytes) else text
+    except UnicodeDecodeError:
+        raise ValueError(f"{what} is not valid JSON") from None
+    if too_deep(decoded):
+        raise ValueError(f"{what} nests more than {MAX_DEPTH} levels deep")
+    try:
+        value = json.loads(decoded, object_pairs_hook=pairs, parse_constant=constant)
     except (ValueError, RecursionError):
         raise ValueError(f"{what} is not valid JSON") from None
     if not isinstance(value, dict):

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import _loader
 from ._http import Response, too_large
+from ._proxy_check import RewrittenPeerCheck
 from ._well_known import MetadataEndpoint
 from .admission import RequestHead
 from .events import EventHook, Observer
@@ -80,6 +81,7 @@ class DCRMiddleware:
         self.max_body_bytes = self.settings.max_body_bytes
         self.metadata = MetadataEndpoint(self.settings) if self.settings.serve_metadata else None
         self.metadata_path = self.metadata.path if self.metadata else None
+        self.proxy_check = RewrittenPeerCheck(self.settings.trusted_proxies)
         warn_if_embedded(self.settings)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -95,6 +97,7 @@ class DCRMiddleware:
             await self.app(scope, receive, send)
             return
         method, head = scope["method"], _head(scope)
+        self.proxy_check.see(head.peer, head.headers)
         cors = self.service.cors if client_id is None else self.management.cors
         reader = lambda: _read_body(receive, self.max_body_bytes)  # noqa: E731
         try:

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 
 from . import cli_check, cli_clients, cli_tokens
 from ._extras import install_hint
+from ._printable import printable, printable_lines
 from .errors import ConfigurationError, StorageError
 from .settings import Settings
 
@@ -23,7 +24,7 @@ def _serve(args: argparse.Namespace) -> int:
     try:
         app = create_demo_app()
     except ConfigurationError as exc:
-        sys.stderr.write(f"{exc}\n")
+        sys.stderr.write(f"{printable_lines(str(exc))}\n")
         return 2
     # The middleware resolves client addresses itself (DCR_TRUSTED_PROXIES): uvicorn must not
     # rewrite them from X-Forwarded-For first (its default trusts 127.0.0.1).
@@ -68,9 +69,9 @@ def _with_settings(args: argparse.Namespace) -> int:
         settings = Settings.from_env()
         code: int = args.handler(args, settings)
     except ConfigurationError as exc:
-        sys.stderr.write(f"{exc}\n")
+        sys.stderr.write(f"{printable_lines(str(exc))}\n")
         return 2
     except StorageError as exc:
-        sys.stderr.write(f"{exc.description}\n")
+        sys.stderr.write(f"{printable(exc.description)}\n")
         return 1
     return code

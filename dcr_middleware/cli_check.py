@@ -11,6 +11,7 @@ import json
 import sys
 from typing import Any
 
+from ._printable import printable, printable_lines
 from .errors import ConfigurationError
 from .settings import Settings, mask_url
 
@@ -126,23 +127,26 @@ def check(args: argparse.Namespace) -> int:
 
 def _print(args: argparse.Namespace, report: dict[str, Any], error: str | None) -> None:
     if args.json:
-        print(json.dumps(report))
+        print(json.dumps(report))  # JSON escapes every control character itself
         return
     if error is not None:
-        sys.stderr.write(f"{error}\n")
+        sys.stderr.write(f"{printable_lines(error)}\n")
         return
-    print("configuration: ok")
+    lines = ["configuration: ok"]
     if report["store"] == "embedded":
-        print(f"store: {EMBEDDED_NOTE}")
+        lines.append(f"store: {EMBEDDED_NOTE}")
     else:
         version = report.get("redis_version")
-        print(f"store: {report['where']}" + (f" (Redis {version})" if version else ""))
-        print(f"key prefix: {report['key_prefix']}")
+        lines.append(f"store: {report['where']}" + (f" (Redis {version})" if version else ""))
+        lines.append(f"key prefix: {report['key_prefix']}")
         if "maxmemory_policy" in report:
-            print(f"maxmemory-policy: {report['maxmemory_policy']}")
-            print(f"persistence: appendonly {report['appendonly']}, save {report['save']!r}")
-    for warning in report["warnings"]:
-        print(f"WARNING: {warning}")
+            lines.append(f"maxmemory-policy: {report['maxmemory_policy']}")
+            lines.append(f"persistence: appendonly {report['appendonly']}, save {report['save']!r}")
+    lines.extend(f"WARNING: {warning}" for warning in report["warnings"])
+    # Values read from the environment and from Redis (the key prefix, CONFIG replies, error
+    # texts) reach the operator's terminal escaped.
+    for line in lines:
+        print(printable(line))
 
 
 def add_parser(commands: Any) -> None:

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from ._env import parse_duration
+from ._printable import printable, printable_lines
 from .client import RegisteredClient
 from .errors import ConfigurationError, ConflictError
 from .settings import Settings
@@ -122,6 +123,23 @@ def _details(client: RegisteredClient) -> dict[str, Any]:
     }
 
 
+def _row(row: dict[str, Any]) -> str:
+    """One line of ``clients list``: every column is client-supplied text, escaped."""
+    return (
+        f"{_shown(row['client_id']):24}  {_when(row['client_id_issued_at']):20}  "
+        f"{_shown(row['token_endpoint_auth_method']):19}  {_shown(row['software_id']):16}  "
+        f"{_shown(row['client_name'])}"
+    )
+
+
+def _shown(value: Any) -> str:
+    # Human-readable output only: --json relies on JSON's own escaping (json.dumps escapes every
+    # control and non-ASCII character).
+    if value is None or value == "":
+        return "-"
+    return printable(value if isinstance(value, str) else json.dumps(value))
+
+
 def _when(epoch: int) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%SZ", time.gmtime(epoch))
 
@@ -155,11 +173,7 @@ def list_clients(args: argparse.Namespace, settings: Settings) -> int:
         return 0
     print(f"{'client_id':24}  {'issued':20}  {'auth method':19}  {'software_id':16}  client_name")
     for row in rows:
-        print(
-            f"{row['client_id']:24}  {_when(row['client_id_issued_at']):20}  "
-            f"{row['token_endpoint_auth_method']:19}  {row['software_id'] or '-':16}  "
-            f"{row['client_name'] or '-'}"
-        )
+        print(_row(row))
     if len(chosen) > len(rows):
         sys.stderr.write(f"showing {len(rows)} of {len(chosen)} clients (--limit)\n")
     return 0
@@ -182,14 +196,15 @@ def show(args: argparse.Namespace, settings: Settings) -> int:
         print(json.dumps(details))
         return 0
     expires = details["client_secret_expires_at"]
-    print(f"client_id: {client.client_id}")
+    print(f"client_id: {_shown(client.client_id)}")
     issued = client.client_id_issued_at
     print(f"client_id_issued_at: {issued} ({_when(issued)})")
     print(f"client_secret_expires_at: {expires} ({_when(expires) if expires else 'never'})")
     print(f"counted: {json.dumps(details['counted'])}")
     print(f"token_policy: {json.dumps(details['token_policy'])}")
     for name, value in client.metadata.items():
-        print(f"{name}: {json.dumps(value)}")
+        # json.dumps (ensure_ascii) escapes the value; the member name is escaped here.
+        print(f"{printable(name)}: {json.dumps(value)}")
     return 0
 
 
@@ -208,7 +223,7 @@ def delete(args: argparse.Namespace, settings: Settings) -> int:
             return 1
     finally:
         store.close()
-    sys.stderr.write(f"deleted {args.client_id}\n")
+    sys.stderr.write(f"deleted {printable(args.client_id)}\n")
     return 0
 
 
@@ -217,7 +232,7 @@ def purge(args: argparse.Namespace, settings: Settings) -> int:
     try:
         idle_for = parse_duration(args.idle_for)
     except ValueError as exc:
-        sys.stderr.write(f"--idle-for: {exc}\n")
+        sys.stderr.write(f"--idle-for: {printable_lines(str(exc))}\n")
         return 2
     if idle_for < 1:
         sys.stderr.write("--idle-for must be at least 1 second\n")
@@ -245,7 +260,8 @@ def purge(args: argparse.Namespace, settings: Settings) -> int:
         print(json.dumps({"purged": purged, "dry_run": args.dry_run, "skipped": changed}))
         return 0
     verb = "would purge" if args.dry_run else "purged"
-    sys.stderr.write(f"{verb} {len(purged)} clients idle for {args.idle_for} or more\n")
+    idle = printable(args.idle_for)
+    sys.stderr.write(f"{verb} {len(purged)} clients idle for {idle} or more\n")
     if changed:
         sys.stderr.write(f"kept {changed} clients that changed while purging\n")
     return 0

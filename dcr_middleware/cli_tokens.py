@@ -10,6 +10,7 @@ import time
 from typing import Any
 
 from . import _env, ratelimit, tokens
+from ._printable import printable, printable_lines
 from .errors import ConfigurationError
 from .settings import Settings
 from .storage.base import SyncBackend
@@ -46,7 +47,7 @@ def create(args: argparse.Namespace, settings: Settings) -> int:
         policy = _policy(args, settings)
         expires_in = _env.parse_duration(args.expires) if args.expires else 0
     except (ValueError, ConfigurationError) as exc:
-        sys.stderr.write(f"{exc}\n")
+        sys.stderr.write(f"{printable_lines(str(exc))}\n")
         return 2
     if args.uses < 1 and args.uses != -1:
         sys.stderr.write("--uses must be at least 1 (or -1 for unlimited)\n")
@@ -87,7 +88,8 @@ def list_tokens(args: argparse.Namespace, settings: Settings) -> int:
     print(f"{'id':16}  {'uses left':>9}  {'expires':20}  label")
     for row in rows:
         uses = "unlimited" if row["uses"] == -1 else row["uses"]
-        print(f"{row['id']:16}  {uses!s:>9}  {_when(row['expires']):20}  {row['label']}")
+        label = printable(row["label"])
+        print(f"{printable(row['id']):16}  {uses!s:>9}  {_when(row['expires']):20}  {label}")
     return 0
 
 

@@ -7,7 +7,12 @@ the HTTP status it is answered with, so the adapters need one ``except`` clause 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
+
+# RFC 6749 §5.2: "Values for the error_description parameter MUST NOT include characters
+# outside the set %x20-21 / %x23-5B / %x5D-7E."
+_NOT_DESCRIPTION_CHAR = re.compile(r"[^\x20\x21\x23-\x5b\x5d-\x7e]")
 
 
 class ConfigurationError(ValueError):
@@ -32,6 +37,12 @@ class DCRError(Exception):
     def headers(self) -> list[tuple[str, str]]:
         """Extra response headers this error requires (e.g. ``Retry-After``)."""
         return []
+
+    @property
+    def public_description(self) -> str:
+        """The ``error_description`` as sent: descriptions quote client input, so every
+        character outside the RFC 6749 §5.2 set (controls included) becomes ``?``."""
+        return _NOT_DESCRIPTION_CHAR.sub("?", self.description)
 
 
 class InvalidClientMetadataError(DCRError):

@@ -25,6 +25,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from ._printable import printable
 from .client import RegisteredClient
 from .errors import ConfigurationError, DCRError, RateLimitedError, StorageError
 
@@ -263,7 +264,8 @@ class Observer:
             kind(
                 **self._common(seen),
                 client_id=client.client_id,
-                software_id=software_id if isinstance(software_id, str) else None,
+                # Client-chosen text: its control characters escaped, as the CLI shows it.
+                software_id=printable(software_id) if isinstance(software_id, str) else None,
             )
         )
 
@@ -278,7 +280,9 @@ class Observer:
         described: dict[str, Any] = {
             "error": error.error,
             "status": error.status,
-            "reason": error.description,
+            # The description as the client was sent it: RFC 6749 §5.2 characters only, so no
+            # control character reaches a text log formatter (log injection).
+            "reason": error.public_description,
         }
         event: RequestRefused
         if isinstance(error, RateLimitedError):

@@ -10,6 +10,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from ._json_depth import MAX_DEPTH, too_deep
 from .client import RegisteredClient
 from .credentials import (
     CLIENT_ID_BYTES,
@@ -63,16 +64,27 @@ def _unique_members(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 
 def parse_json_object(body: bytes) -> dict[str, Any]:
-    """Parse a request body that must be one UTF-8 JSON object (RFC 8259)."""
+    """Parse a request body that must be one UTF-8 JSON object (RFC 8259), nested at most
+    :data:`~dcr_middleware._json_depth.MAX_DEPTH` levels deep."""
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InvalidClientMetadataError("the request body is not valid UTF-8 JSON") from None
+    # Before the parser, and so before every recursive step (validation, json.dumps of the
+    # record): a deep body used to fail there as a RecursionError, outside any handler.
+    if too_deep(text):
+        raise InvalidClientMetadataError(
+            f"the request body nests JSON arrays and objects more than {MAX_DEPTH} levels deep"
+        )
     try:
         value = json.loads(
-            body.decode("utf-8"),
+            text,
             parse_constant=_reject_constant,
             parse_float=_finite_float,
             object_pairs_hook=_unique_members,
         )
     except (ValueError, RecursionError):
-        # ValueError covers JSONDecodeError, UnicodeDecodeError and over-long integers.
+        # ValueError covers JSONDecodeError and over-long integers.
         raise InvalidClientMetadataError("the request body is not valid UTF-8 JSON") from None
     if not isinstance(value, dict):
         raise InvalidClientMetadataError("the request body must be a JSON object")

@@ -9,10 +9,12 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import re
 import types
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Union, get_args, get_origin, get_type_hints
+from urllib.parse import unquote_plus
 
 from . import _env
 from . import _settings_checks as _checks
@@ -158,18 +160,37 @@ def env_name(field_name: str) -> str:
 
 
 def mask_url(url: str) -> str:
-    """Hide the password (and a bare username used as one) of a URL for logs and ``repr``."""
-    if "@" not in url:
-        return url
-    scheme, sep, rest = url.partition("://")
-    if not sep:
-        return "<url with credentials hidden>"
-    # The userinfo ends at the last "@": a password with a raw "#", "/" or "?" makes urlsplit
-    # end the authority early and would leave the rest of the password in the path or fragment.
-    # (An "@" in the query is masked too: hiding too much is the safe side.)
-    userinfo, _, location = rest.rpartition("@")
-    user, colon, _ = userinfo.partition(":")
-    return f"{scheme}://{user if colon else ''}:***@{location}"
+    """Hide the passwords of a URL for logs, ``repr`` and ``dcr-middleware check``: the userinfo's
+    (and a bare username used as one), and every query parameter that can hold a secret
+    (``?password=...``, which redis-py reads as the password, ``ssl_password``, ...)."""
+    if "@" in url:
+        scheme, sep, rest = url.partition("://")
+        if not sep:
+            return "<url with credentials hidden>"
+        # The userinfo ends at the last "@": a password with a raw "#", "/" or "?" makes urlsplit
+        # end the authority early and would leave the rest of the password in the path or
+        # fragment. (An "@" in the query is masked too: hiding too much is the safe side.)
+        userinfo, _, location = rest.rpartition("@")
+        user, colon, _ = userinfo.partition(":")
+        prefix = f"{scheme}://{user if colon else ''}:***@"
+    else:
+        prefix, location = "", url
+    path, question, query = location.partition("?")
+    if question:
+        # Everything after the "?" is the query, a "#" included: a raw "#" in a password must
+        # not end the masked value early.
+        query = "&".join(_mask_parameter(p) for p in query.split("&"))
+    return f"{prefix}{path}{question}{query}"
+
+
+_SECRET_PARAMETER = re.compile(r"pass|pwd|secret|token|auth|key|credential", re.IGNORECASE)
+
+
+def _mask_parameter(parameter: str) -> str:
+    name, equals, value = parameter.partition("=")
+    if equals and value and _SECRET_PARAMETER.search(unquote_plus(name)):
+        return f"{name}=***"
+    return parameter
 
 
 def _warn_unknown(env: Mapping[str, str]) -> None:

@@ -21,6 +21,7 @@ with warnings.catch_warnings():
 
 from . import _loader
 from ._http import Response, too_large
+from ._proxy_check import RewrittenPeerCheck
 from ._well_known import MetadataEndpoint
 from .admission import RequestHead
 from .errors import LengthRequiredError
@@ -80,6 +81,7 @@ class DCRWSGIMiddleware:
         self.max_body_bytes = self.settings.max_body_bytes
         self.metadata = MetadataEndpoint(self.settings) if self.settings.serve_metadata else None
         self.metadata_path = self.metadata.path if self.metadata else None
+        self.proxy_check = RewrittenPeerCheck(self.settings.trusted_proxies)
         warn_if_embedded(self.settings)
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
@@ -92,6 +94,7 @@ class DCRWSGIMiddleware:
         if path != self.path and client_id is None:
             return self.app(environ, start_response)
         head = _head(environ)
+        self.proxy_check.see(head.peer, head.headers)
         cors = self.service.cors if client_id is None else self.management.cors
         reader = lambda: _read_body(environ, self.max_body_bytes)  # noqa: E731
         if cors.is_preflight(head.method, head):

@@ -3,7 +3,7 @@
 Run it from the repository root (``pip install fastapi '.[server]'``)::
 
     export DCR_REDIS_URL=redis://localhost:6379/0
-    uvicorn --app-dir examples fastapi_app:app
+    uvicorn --no-proxy-headers --app-dir examples fastapi_app:app
 
 ``POST /register`` is answered by the middleware before FastAPI routing, so it is not in the
 OpenAPI schema at ``/docs``; ``GET /`` and the RFC 8414 metadata at

@@ -4,7 +4,7 @@ Run it from the repository root (``pip install '.[server]' mcp`` for uvicorn and
 
     export DCR_REDIS_URL=redis://localhost:6379/0
     export DCR_ISSUER=http://127.0.0.1:8000
-    uvicorn --app-dir examples mcp_server:app --port 8000
+    uvicorn --no-proxy-headers --app-dir examples mcp_server:app --port 8000
 
 ``DCR_ISSUER`` is the server's public base URL: the issuer of its authorization server and the
 base of the MCP endpoint ``/mcp`` (default ``http://127.0.0.1:8000``). Then point any MCP client

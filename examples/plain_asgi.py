@@ -3,7 +3,7 @@
 Run it from the repository root (``pip install '.[server]'``)::
 
     export DCR_REDIS_URL=redis://localhost:6379/0
-    DCR_APP=plain_asgi:app uvicorn --app-dir examples dcr_middleware.asgi:app
+    DCR_APP=plain_asgi:app uvicorn --no-proxy-headers --app-dir examples dcr_middleware.asgi:app
 
 ``dcr_middleware.asgi:app`` imports ``plain_asgi:app`` at server start and wraps it: ``POST
 /register`` is answered by the middleware, everything else by this app. Under gunicorn, serve

@@ -3,7 +3,7 @@
 Run it from the repository root (``pip install '.[server]'`` for uvicorn)::
 
     export DCR_REDIS_URL=redis://localhost:6379/0
-    uvicorn --app-dir examples starlette_app:app
+    uvicorn --no-proxy-headers --app-dir examples starlette_app:app
 
 ``POST /register`` is answered by the middleware; ``GET /`` and the RFC 8414 metadata at
 ``/.well-known/oauth-authorization-server`` by the app. The same works for FastAPI

@@ -3,7 +3,7 @@
 Run it from the repository root (``pip install django '.[server]'``)::
 
     export DCR_REDIS_URL=redis://localhost:6379/0
-    uvicorn --app-dir examples django_site.asgi:application
+    uvicorn --no-proxy-headers --app-dir examples django_site.asgi:application
 
 ``POST /register`` is answered by ``DCRMiddleware`` before Django sees the request; every other
 request goes to Django. Django does not speak the ASGI lifespan protocol: uvicorn logs

@@ -58,10 +58,14 @@ class Example:
 
 EXAMPLE_CASES = {
     "starlette": Example(
-        "starlette_app.py", "uvicorn --app-dir examples starlette_app:app", metadata=True
+        "starlette_app.py",
+        "uvicorn --no-proxy-headers --app-dir examples starlette_app:app",
+        metadata=True,
     ),
     "fastapi": Example(
-        "fastapi_app.py", "uvicorn --app-dir examples fastapi_app:app", metadata=True
+        "fastapi_app.py",
+        "uvicorn --no-proxy-headers --app-dir examples fastapi_app:app",
+        metadata=True,
     ),
     "flask": Example("flask_app.py", "gunicorn --chdir examples flask_app:app", metadata=True),
     "django-wsgi": Example(
@@ -72,7 +76,7 @@ EXAMPLE_CASES = {
     ),
     "django-asgi": Example(
         "django_site/asgi.py",
-        "uvicorn --app-dir examples django_site.asgi:application",
+        "uvicorn --no-proxy-headers --app-dir examples django_site.asgi:application",
         metadata=True,
         csrf=True,
     ),
@@ -89,7 +93,8 @@ EXAMPLE_CASES = {
     ),
     "plain-asgi": Example(
         "plain_asgi.py",
-        "DCR_APP=plain_asgi:app uvicorn --app-dir examples dcr_middleware.asgi:app",
+        "DCR_APP=plain_asgi:app uvicorn --no-proxy-headers --app-dir examples"
+        " dcr_middleware.asgi:app",
     ),
     "gunicorn-conf": Example(
         "gunicorn.conf.py",

@@ -50,7 +50,7 @@ pytestmark = [pytest.mark.redis, pytest.mark.server]
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "mcp_server.py"
-COMMAND = "uvicorn --app-dir examples mcp_server:app --port 8000"
+COMMAND = "uvicorn --no-proxy-headers --app-dir examples mcp_server:app --port 8000"
 FLOW_TIMEOUT = 60.0  # seconds for one whole client flow
 HTTP_TIMEOUT = 10.0  # seconds for one request
 METHODS = ["client_secret_post", "client_secret_basic", "none"]

@@ -74,6 +74,38 @@ def test_events_done_ignores_a_non_string_software_id() -> None:
     assert seen[0].software_id is None
 
 
+def test_events_done_escapes_control_characters_in_software_id() -> None:
+    obs, seen = emitted()
+    hostile = RegisteredClient("c1", 1, {"software_id": "tool\x1b[2K\r\n\u202eevil"})
+    obs.done(REGISTRATION, ClientRegistered, hostile)
+    assert isinstance(seen[0], ClientRegistered)
+    assert seen[0].software_id == "tool\\x1b[2K\\x0d\\x0a\\u202eevil"
+
+
+@pytest.mark.parametrize(
+    "description",
+    [
+        pytest.param("client_name: bad\r\nFAKE log line", id="cr-lf"),
+        pytest.param("x: \x1b[31mred\x07", id="esc-bel"),
+        pytest.param("x: \u202eevil \x85 \u2028", id="bidi-c1-separator"),
+        pytest.param("x: \ud800", id="lone-surrogate"),
+    ],
+)
+def test_events_refused_reason_carries_no_control_character(
+    description: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    obs, seen = emitted()
+    error = InvalidRedirectURIError(description)
+    with caplog.at_level(logging.INFO, logger="dcr_middleware"):
+        obs.refused(REGISTRATION, error)
+    assert isinstance(seen[0], RequestRefused)
+    reason = seen[0].reason
+    # The error_description the client was sent: RFC 6749 §5.2 characters only.
+    assert all(0x20 <= ord(c) <= 0x7E for c in reason), reason
+    assert reason == error.public_description
+    assert caplog.records[0].reason == reason  # type: ignore[attr-defined]
+
+
 def test_events_duration_is_never_negative() -> None:
     seen: list[Event] = []
     Observer([seen.append], clock=lambda: 1.0).done(REGISTRATION, ClientRead, CLIENT)

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from dcr_middleware.errors import ConfigurationError
-from dcr_middleware.settings import Settings
+from dcr_middleware.settings import Settings, mask_url
 
 # A public P-256 key (the one of tests/adapters/cases.py), for the software-statement samples.
 SAMPLE_JWKS = (
@@ -361,6 +361,41 @@ def test_settings_repr_masks_redis_password_with_unencoded_delimiters(url: str) 
     assert "hun" not in text
     assert "ter2" not in text
     assert "***" in text
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        pytest.param(
+            "redis://h:6379/0?password=hunter2", "redis://h:6379/0?password=***", id="password"
+        ),
+        pytest.param(
+            "redis://h/0?db=1&password=hun#ter2&socket_timeout=1",
+            "redis://h/0?db=1&password=***&socket_timeout=1",
+            id="raw-hash-in-value",
+        ),
+        pytest.param(
+            "rediss://u:hunter2@h/0?ssl_password=hunter2&ssl_cert_reqs=none",
+            "rediss://u:***@h/0?ssl_password=***&ssl_cert_reqs=none",
+            id="userinfo-and-query",
+        ),
+        pytest.param(
+            "redis://h/0?pass%77ord=hunter2", "redis://h/0?pass%77ord=***", id="encoded-name"
+        ),
+        pytest.param(
+            "unix:///run/redis.sock?PASSWORD=hunter2&db=0",
+            "unix:///run/redis.sock?PASSWORD=***&db=0",
+            id="unix-upper-case",
+        ),
+        pytest.param("redis://h/0?db=1", "redis://h/0?db=1", id="nothing-to-hide"),
+    ],
+)
+def test_mask_url_masks_passwords_in_the_query(url: str, shown: str) -> None:
+    assert mask_url(url) == shown
+    text = repr(Settings(redis_url=url))
+    assert "hunter2" not in text
+    assert "ter2" not in text
+    assert f"redis_url={shown!r}" in text
 
 
 def test_settings_repr_masks_url_without_authority_marker() -> None:
