@@ -28,15 +28,12 @@ import contextvars
 import inspect
 import threading
 from collections.abc import AsyncIterator, Iterator
-from typing import Any, TypeVar
 
 import redis
 import redis.asyncio
 import redis.asyncio.sentinel
 import redis.sentinel
 from redis.exceptions import ConnectionError as RedisConnectionError
-
-_Client = TypeVar("_Client", redis.Redis, redis.asyncio.Redis)
 
 # redis-py 5.0's sync BlockingConnectionPool.disconnect() takes no argument (it closes every
 # connection); the Sentinel pool calls disconnect(inuse_connections=False) when the master moves.
@@ -128,15 +125,3 @@ class AsyncBlockingSentinelPool(
     redis.asyncio.sentinel.SentinelConnectionPool, redis.asyncio.BlockingConnectionPool
 ):
     """:class:`BlockingSentinelPool` for ``redis.asyncio``."""
-
-
-def owning(cls: type[_Client], pool: Any) -> _Client:
-    """A client of ``cls`` that closes ``pool`` when it is closed (``from_pool``, redis-py
-    >= 5.0.1; on 5.0.0 the pool is handed over by hand)."""
-    from_pool = getattr(cls, "from_pool", None)
-    if from_pool is not None:
-        client: _Client = from_pool(pool)
-        return client
-    client = cls(connection_pool=pool)
-    client.auto_close_connection_pool = True
-    return client

@@ -150,7 +150,7 @@ def sync_client(settings: Settings) -> SyncRedis:
     pool = redis.BlockingConnectionPool.from_url(
         redis_url(settings), retry=retry, **pool_options(settings), **options
     )
-    return _pools.owning(redis.Redis, pool)
+    return redis.Redis.from_pool(pool)
 
 
 def async_client(settings: Settings) -> AsyncRedis:
@@ -176,4 +176,4 @@ def async_client(settings: Settings) -> AsyncRedis:
     pool = redis.asyncio.BlockingConnectionPool.from_url(
         redis_url(settings), retry=retry, **pool_options(settings), **options
     )
-    return _pools.owning(redis.asyncio.Redis, pool)
+    return redis.asyncio.Redis.from_pool(pool)
