@@ -6,6 +6,7 @@ stopped by whoever started it (``Stack.close``). Nothing here knows the cases; `
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import http.client
 import json
@@ -14,6 +15,7 @@ import re
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import time
@@ -371,4 +373,93 @@ def run_pyload(
         errors=data["errors"],
         p50_ms=data["p50_ms"],
         p99_ms=data["p99_ms"],
+    )
+
+
+@dataclass
+class BurstResult:
+    """``count`` requests sent at once, one connection each: latencies and statuses."""
+
+    count: int
+    seconds: float
+    statuses: dict[int, int]
+    errors: int
+    p50_ms: float
+    p99_ms: float
+
+    @property
+    def non_2xx(self) -> int:
+        """Answers whose status is not 2xx."""
+        return sum(n for status, n in self.statuses.items() if not 200 <= status < 300)
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready."""
+        return {
+            "count": self.count,
+            "seconds": round(self.seconds, 3),
+            "statuses": {str(k): v for k, v in sorted(self.statuses.items())},
+            "non_2xx": self.non_2xx,
+            "errors": self.errors,
+            "p50_ms": round(self.p50_ms, 2),
+            "p99_ms": round(self.p99_ms, 2),
+        }
+
+
+async def _burst(port: int, path: str, body: bytes, count: int) -> tuple[list[Any], float]:
+    request = (
+        f"POST {path} HTTP/1.1\r\nHost: {HOST}:{port}\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+    ).encode() + body
+    opened = asyncio.Event()
+    connected = 0
+
+    async def one() -> tuple[int, float]:
+        nonlocal connected
+        try:
+            reader, writer = await asyncio.open_connection(HOST, port)
+        except OSError:
+            connected += 1  # counted, so that the others do not wait for it
+            if connected == count:
+                opened.set()
+            raise
+        try:
+            connected += 1
+            if connected == count:
+                opened.set()
+            await opened.wait()
+            started = time.perf_counter()
+            writer.write(request)
+            await writer.drain()
+            status_line = await reader.readline()
+            await reader.read()  # Connection: close: the body ends with the connection
+            return int(status_line.split()[1]), time.perf_counter() - started
+        finally:
+            writer.close()
+            with contextlib.suppress(OSError):
+                await writer.wait_closed()
+
+    started = time.perf_counter()
+    results = await asyncio.gather(*(one() for _ in range(count)), return_exceptions=True)
+    return list(results), time.perf_counter() - started
+
+
+def run_burst(url: str, path: str, body: bytes, count: int, deadline: float = 120.0) -> BurstResult:
+    """Open ``count`` connections, then send one ``POST`` on each at once; bounded by
+    ``deadline`` seconds. Latency runs from a request's send to its answer's end; a failed
+    connection or an unreadable answer counts as an error."""
+    port = int(url.rsplit(":", 1)[1])
+    results, seconds = asyncio.run(asyncio.wait_for(_burst(port, path, body, count), deadline))
+    answers = [r for r in results if isinstance(r, tuple)]
+    statuses: dict[int, int] = {}
+    for status, _ in answers:
+        statuses[status] = statuses.get(status, 0) + 1
+    latencies = sorted(s for _, s in answers) or [0.0]
+    p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
+    return BurstResult(
+        count=count,
+        seconds=seconds,
+        statuses=statuses,
+        errors=count - len(answers),
+        p50_ms=statistics.median(latencies) * 1000,
+        p99_ms=p99 * 1000,
     )

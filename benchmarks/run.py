@@ -1,4 +1,5 @@
-"""dcr-middleware benchmark: pass-through, registration, anchors, Redis costs, store growth.
+"""dcr-middleware benchmark: pass-through, registration, anchors, Redis costs, store growth,
+a burst.
 
     .venv/bin/python benchmarks/run.py            # full run (about 10 minutes)
     .venv/bin/python benchmarks/run.py --quick    # a few seconds per case, under 90 s in all
@@ -43,6 +44,7 @@ from harness import (
     ServerSpec,
     have_wrk,
     request,
+    run_burst,
     run_pyload,
     run_wrk,
     start_server,
@@ -116,6 +118,11 @@ def server_specs(redis_url: str, growth_url: str) -> list[ServerSpec]:
         ("DCR_KEY_PREFIX", "dcr429"),
         ("DCR_RATE_LIMIT", "1/hour"),
     )
+    burst = (
+        ("DCR_REDIS_URL", redis_url),
+        ("DCR_KEY_PREFIX", "dcrburst"),
+        ("DCR_RATE_LIMIT", "off"),
+    )
     growth = (
         ("DCR_REDIS_URL", growth_url),
         ("DCR_KEY_PREFIX", "dcr"),
@@ -139,6 +146,9 @@ def server_specs(redis_url: str, growth_url: str) -> list[ServerSpec]:
         ServerSpec("dcr429-asgi-uv", "uvicorn", "dcr_asgi:app", refusing),
         ServerSpec("dcr429-wsgi-gt", "gunicorn-gthread", "dcr_wsgi:app", refusing),
         ServerSpec("growth-asgi-uv", "uvicorn", "dcr_asgi:app", growth),
+        # Not used before the burst: their connection pools are cold, as after a deploy.
+        ServerSpec("burst-asgi-uv", "uvicorn", "dcr_asgi:app", burst),
+        ServerSpec("burst-patient-asgi-uv", "uvicorn", "dcr_asgi:app", (*burst, *PATIENT)),
     ]
 
 
@@ -249,7 +259,21 @@ CASES = [
         "DCR_RATE_LIMIT=1/hour: every request refused",
     ),
 ]
-EXTRAS = ("redis-costs", "store-growth", "ratelimit-cost")
+EXTRAS = ("redis-costs", "store-growth", "ratelimit-cost", "burst")
+# The burst: this many registrations sent at once, one connection each, to one uvicorn worker,
+# with the default Redis settings and with generous waits. What the defaults answer 503 beyond
+# what the patient server does is load shed by DCR_REDIS_POOL_TIMEOUT (and the connect and
+# command timeouts) on a machine too busy to drain the burst in time.
+BURST = {"full": 1000, "quick": 200}
+PATIENT = (
+    ("DCR_REDIS_POOL_TIMEOUT", "10"),
+    ("DCR_REDIS_CONNECT_TIMEOUT", "5"),
+    ("DCR_REDIS_TIMEOUT", "10"),
+)
+BURST_SERVERS = {
+    "defaults": "burst-asgi-uv",
+    "pool wait 10 s, connect 5 s, command 10 s": "burst-patient-asgi-uv",
+}
 
 # Redis-cost probes: (label, server, body, key pattern of the stored client).
 PROBES = [
@@ -795,6 +819,16 @@ def ratelimit_cost(redis_server: RedisServer, seconds: float) -> dict[str, Any]:
     return out
 
 
+def burst(server: Server, count: int) -> dict[str, Any]:
+    """``count`` registrations at once on a cold worker: statuses, p50 and p99 latency."""
+    result = run_burst(server.url, "/register", BODY_CONF, count)
+    log(
+        f"burst of {count}: {result.statuses}, {result.errors} errors, p50 {result.p50_ms:.0f} ms, "
+        f"p99 {result.p99_ms:.0f} ms"
+    )
+    return {"server": server.spec.label, **result.as_dict()}
+
+
 def _paired(case: dict[str, Any], baseline: dict[str, Any]) -> float | None:
     """Median over rounds of the case's req/s over the baseline's in the same round."""
     pairs = [
@@ -914,6 +948,19 @@ def render(report: dict[str, Any]) -> str:
                     f"{row['p50_ms']:>7.2f} {row['p99_ms']:>7.2f} "
                     f"{row['used_memory_per_seeded_client']!s:>15}"
                 )
+    bursts = report.get("burst")
+    if bursts:
+        out += ["", "Burst (registrations sent at once, one connection each, DCR_RATE_LIMIT=off):"]
+        for label, row in bursts.items():
+            if "broken" in row:
+                out.append(f"{label}: BROKEN: {row['broken']}")
+                continue
+            statuses = " ".join(f"{k}x{v}" for k, v in row["statuses"].items())
+            out.append(
+                f"{row['count']} on {row['server']}, {label}: p50 {row['p50_ms']:.0f} ms, "
+                f"p99 {row['p99_ms']:.0f} ms, non-2xx {row['non_2xx']}, errors {row['errors']} "
+                f"({statuses}; {row['seconds']:.2f} s in all)"
+            )
     rate = report.get("ratelimit_cost")
     if rate:
         out += [
@@ -1029,6 +1076,8 @@ def main() -> int:
                 needed |= {name for _, name, _, _ in PROBES}
             if "store-growth" in extras:
                 needed.add("growth-asgi-uv")
+            if "burst" in extras:
+                needed |= set(BURST_SERVERS.values())
             base_env = {
                 **os.environ,
                 "PYTHONDONTWRITEBYTECODE": "1",
@@ -1056,6 +1105,14 @@ def main() -> int:
                     report["store_growth"] = store_growth(
                         servers["growth-asgi-uv"], redis_server, 1, mode, tool, directory
                     )
+                if "burst" in extras:
+                    report["burst"] = {}
+                    for label, name in BURST_SERVERS.items():
+                        try:
+                            row = burst(servers[name], BURST[mode.name])
+                        except (OSError, TimeoutError, RuntimeError) as exc:
+                            row = {"broken": repr(exc)}
+                        report["burst"][label] = row
             if "ratelimit-cost" in extras:
                 report["ratelimit_cost"] = ratelimit_cost(redis_server, mode.micro_seconds)
         finally:
@@ -1077,6 +1134,9 @@ def main() -> int:
             broken.append(f"redis-costs ({label})")
     if "broken" in report.get("store_growth", {}):
         broken.append("store-growth")
+    for label, row in report.get("burst", {}).items():
+        if "broken" in row:
+            broken.append(f"burst ({label})")
     if "unavailable" in report.get("ratelimit_cost", {}):
         log(f"ratelimit-cost unavailable: {report['ratelimit_cost']['unavailable']}")
     if broken:

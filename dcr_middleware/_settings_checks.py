@@ -89,9 +89,11 @@ def check_values(s: Settings) -> list[str]:
     _check_redis(bad, s)
     if not _PREFIX.match(s.key_prefix):
         bad("key_prefix", "use letters, digits and _.:- only (no braces: they form hash tags)")
-    for field in ("redis_connect_timeout", "redis_timeout"):
+    for field in ("redis_connect_timeout", "redis_timeout", "redis_pool_timeout"):
         if not 0 < getattr(s, field) <= 60:
             bad(field, "expected seconds between 0 and 60")
+    if not 1 <= s.redis_max_connections <= 10000:
+        bad("redis_max_connections", "expected a number of connections between 1 and 10000")
     if not 0 < s.max_body_bytes <= 16 * 1024 * 1024:
         bad("max_body_bytes", "expected a size between 1 and 16777216 bytes")
     _check_abuse_controls(bad, s)

@@ -39,6 +39,9 @@ class Settings:
     key_prefix: str = "dcr"
     redis_connect_timeout: float = 0.5
     redis_timeout: float = 1.0
+    # Connections per process (per node on a cluster) and the wait for a free one (storage/_pools).
+    redis_max_connections: int = 50
+    redis_pool_timeout: float = 2.0
     max_body_bytes: int = 65536
     allowed_grant_types: tuple[str, ...] = (
         "authorization_code",

@@ -1,5 +1,6 @@
-"""redis-py subclasses for Redis Cluster and Sentinel: the retry policy, lazy start and the
-redis-py defects this package works around. Built by :mod:`.connect` only.
+"""redis-py subclasses for Redis Cluster and Sentinel: the retry policy, lazy start, the
+connection gate of the cluster clients (:mod:`._pools`) and the redis-py defects this package
+works around. Built by :mod:`.connect` only.
 
 Each workaround below names the redis-py releases it was seen on and the upstream issue, where
 one exists. All of them hold over the whole declared range (redis>=7.1, up to 8.2 when this was
@@ -22,6 +23,8 @@ from redis.connection import SSLConnection
 from redis.exceptions import ClusterDownError, SlotNotCoveredError
 from redis.exceptions import ConnectionError as RedisConnectionError
 
+from ._pools import AsyncGate, Gate
+
 # The cluster client retries these once, after re-reading the slot map. redis-py also retries
 # TimeoutError (by design since 4.1, redis/redis-py#1821; still so in 7.1 to 8.2), where a write
 # may have happened: not here. (MOVED, ASK and TRYAGAIN are followed
@@ -42,8 +45,11 @@ class Cluster(redis.cluster.RedisCluster):
 
     ERRORS_ALLOW_RETRY = _CLUSTER_RETRY  # type: ignore[assignment]  # a narrower tuple
 
-    def __init__(self, url: str, **kwargs: Any) -> None:  # super().__init__ runs in _start
-        self.__dict__.update(_lazy=(url, kwargs), _lazy_lock=threading.RLock(), _starter=None)
+    def __init__(self, url: str, *, gate: Gate, **kwargs: Any) -> None:
+        # super().__init__ runs in _start.
+        self.__dict__.update(
+            _lazy=(url, kwargs), _lazy_lock=threading.RLock(), _starter=None, _gate=gate
+        )
 
     def _start(self) -> None:
         with self._lazy_lock:
@@ -66,6 +72,12 @@ class Cluster(redis.cluster.RedisCluster):
         self._start()
         return object.__getattribute__(self, name)
 
+    def execute_command(self, *args: Any, **kwargs: Any) -> Any:
+        """Run a command once the gate lets it in (see :mod:`._pools`)."""
+        execute: Any = super().execute_command  # annotated in some redis-py releases only
+        with self._gate():
+            return execute(*args, **kwargs)
+
     def get_encoder(self) -> Any:
         """The encoder of ``register_script`` (which must not start the client).
 
@@ -84,6 +96,10 @@ class Cluster(redis.cluster.RedisCluster):
 class AsyncCluster(redis.asyncio.cluster.RedisCluster):
     ERRORS_ALLOW_RETRY = _CLUSTER_RETRY  # type: ignore[assignment]
 
+    def __init__(self, *args: Any, gate: AsyncGate, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._gate = gate
+
     async def execute_command(self, *args: Any, **kwargs: Any) -> Any:
         # redis-py picks a command's target node before its lazy first initialize(), which then
         # closes the seed node under the commands already sent to it: concurrent first commands
@@ -93,7 +109,8 @@ class AsyncCluster(redis.asyncio.cluster.RedisCluster):
         # the slot map instead (a no-op once initialized).
         if self._initialize:
             await self.initialize()
-        return await super().execute_command(*args, **kwargs)
+        async with self._gate():
+            return await super().execute_command(*args, **kwargs)
 
 
 class SentinelMaster(redis.Redis):

@@ -19,6 +19,10 @@ Topologies:
 
 No client opens a socket until its first command (redis-py's blocking ``RedisCluster`` would
 read the slot map when built: :class:`._redis_py.Cluster` defers that to the first command).
+
+Every client holds at most ``DCR_REDIS_MAX_CONNECTIONS`` connections (per node on a cluster), and
+a command that finds them all in use waits up to ``DCR_REDIS_POOL_TIMEOUT`` for one (see
+:mod:`._pools`).
 """
 
 from __future__ import annotations
@@ -41,7 +45,7 @@ from redis.retry import Retry
 from .._settings_checks import sentinel_address
 from ..errors import ConfigurationError
 from ..settings import Settings
-from . import _redis_py
+from . import _pools, _redis_py
 
 SyncRedis: TypeAlias = "redis.Redis | redis.cluster.RedisCluster"
 AsyncRedis: TypeAlias = "redis.asyncio.Redis | redis.asyncio.cluster.RedisCluster"
@@ -66,6 +70,14 @@ def connection_options(settings: Settings) -> dict[str, Any]:
         "socket_connect_timeout": settings.redis_connect_timeout,
         "health_check_interval": 30,
         "decode_responses": True,
+    }
+
+
+def pool_options(settings: Settings) -> dict[str, Any]:
+    """The size of a blocking pool and how long a command waits for one of its connections."""
+    return {
+        "max_connections": settings.redis_max_connections,
+        "timeout": settings.redis_pool_timeout,
     }
 
 
@@ -120,18 +132,25 @@ def sync_client(settings: Settings) -> SyncRedis:
     retry = Retry(NoBackoff(), 1, (RedisConnectionError,))
     options = connection_options(settings)
     if settings.redis_cluster:
-        return _redis_py.Cluster(redis_url(settings), retry=retry, **options)
+        gate = _pools.Gate(settings.redis_max_connections, settings.redis_pool_timeout)
+        url = redis_url(settings)
+        return _redis_py.Cluster(url, gate=gate, retry=retry, max_connections=gate.size, **options)
     if settings.redis_sentinels:
         # The Sentinels are asked with the same socket timeouts (redis-py copies socket_*).
         sentinel = _SyncSentinel(_sentinels(settings), **options)
         client: redis.Redis = sentinel.master_for(
             _master(settings),
             redis_class=_redis_py.SentinelMaster,
+            connection_pool_class=_pools.BlockingSentinelPool,
             retry=retry,
+            **pool_options(settings),
             **_sentinel_options(settings, asyncio=False),
         )
         return client
-    return redis.Redis.from_url(redis_url(settings), retry=retry, **options)
+    pool = redis.BlockingConnectionPool.from_url(
+        redis_url(settings), retry=retry, **pool_options(settings), **options
+    )
+    return redis.Redis.from_pool(pool)
 
 
 def async_client(settings: Settings) -> AsyncRedis:
@@ -139,14 +158,22 @@ def async_client(settings: Settings) -> AsyncRedis:
     retry = AsyncRetry(NoBackoff(), 1, (RedisConnectionError,))
     options = connection_options(settings)
     if settings.redis_cluster:
-        return _redis_py.AsyncCluster.from_url(redis_url(settings), retry=retry, **options)
+        gate = _pools.AsyncGate(settings.redis_max_connections, settings.redis_pool_timeout)
+        return _redis_py.AsyncCluster.from_url(
+            redis_url(settings), gate=gate, retry=retry, max_connections=gate.size, **options
+        )
     if settings.redis_sentinels:
         sentinel = _AsyncSentinel(_sentinels(settings), **options)
         client: redis.asyncio.Redis = sentinel.master_for(
             _master(settings),
             redis_class=_redis_py.AsyncSentinelMaster,
+            connection_pool_class=_pools.AsyncBlockingSentinelPool,
             retry=retry,
+            **pool_options(settings),
             **_sentinel_options(settings, asyncio=True),
         )
         return client
-    return redis.asyncio.Redis.from_url(redis_url(settings), retry=retry, **options)
+    pool = redis.asyncio.BlockingConnectionPool.from_url(
+        redis_url(settings), retry=retry, **pool_options(settings), **options
+    )
+    return redis.asyncio.Redis.from_pool(pool)

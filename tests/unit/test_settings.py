@@ -29,6 +29,8 @@ SAMPLES: dict[str, tuple[str, Any]] = {
     "key_prefix": ("myapp", "myapp"),
     "redis_connect_timeout": ("0.25", 0.25),
     "redis_timeout": ("2.5", 2.5),
+    "redis_max_connections": ("20", 20),
+    "redis_pool_timeout": ("0.5", 0.5),
     "max_body_bytes": ("1024", 1024),
     "allowed_grant_types": (
         "authorization_code, client_credentials",
@@ -512,6 +514,18 @@ def test_settings_repr_lists_every_field() -> None:
             "DCR_REDIS_CONNECT_TIMEOUT",
             "",
             id="connect-timeout-huge",
+        ),
+        pytest.param(
+            {"redis_max_connections": 0}, "DCR_REDIS_MAX_CONNECTIONS", "", id="pool-empty"
+        ),
+        pytest.param(
+            {"redis_max_connections": 10001}, "DCR_REDIS_MAX_CONNECTIONS", "", id="pool-huge"
+        ),
+        pytest.param(
+            {"redis_pool_timeout": 0.0}, "DCR_REDIS_POOL_TIMEOUT", "", id="pool-wait-zero"
+        ),
+        pytest.param(
+            {"redis_pool_timeout": 61.0}, "DCR_REDIS_POOL_TIMEOUT", "", id="pool-wait-huge"
         ),
         pytest.param({"max_body_bytes": 0}, "DCR_MAX_BODY_BYTES", "", id="body-zero"),
         pytest.param(

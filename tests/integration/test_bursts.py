@@ -1,0 +1,283 @@
+"""Bursts: requests wait (a bounded time) for a Redis connection instead of failing.
+
+In process, through the clients :mod:`dcr_middleware.storage.connect` builds: more concurrent
+commands than the pool has connections all complete, and a wait that runs out fails promptly
+(the Cluster and Sentinel cases are in ``tests/cluster/test_pool_wait.py``).
+
+On real servers: a healthy Redis answers every registration of a burst with 201, a frozen one
+answers each with 503 within the configured waits.
+
+A burst opens one connection per registration, and once every connection is open sends every
+request at once (one ``write`` each), as a fleet of clients starting together would. Rate
+limiting is off (``server_env``); nothing is re-sent. Each answer's latency is measured from its
+request's send to its answer's last byte.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import json
+import statistics
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+
+from dcr_middleware import Settings
+from dcr_middleware.storage.connect import REDIS_ERRORS, async_client, sync_client
+
+from .helpers import (
+    CONFIDENTIAL,
+    HOST,
+    RawResponse,
+    RedisServer,
+    Server,
+    _exchange,
+    gunicorn_ready_hook,
+    raw_post,
+    stored_records,
+    wait_workers_ready,
+)
+
+pytestmark = pytest.mark.redis
+
+BODY = json.dumps(CONFIDENTIAL).encode()
+# In-process: each command (BLPOP on an empty list) holds its connection this long.
+HOLD = 0.3
+# Bounds on the whole burst, not on speed: a shared two-core machine may be slow.
+BURST_DEADLINE = 180.0
+# The defaults of DCR_REDIS_TIMEOUT and DCR_REDIS_POOL_TIMEOUT, spelled out for the outage test.
+REDIS_TIMEOUT = 1.0
+POOL_TIMEOUT = 2.0
+# On a healthy Redis a burst drains at the workers' CPU speed. On a machine shared with other jobs
+# (load average above 10 on two cores) a worker's event loop was starved for longer than the
+# default waits and timeouts, and some registrations were answered 503 for that. The healthy
+# bursts get generous ones, so that they check that requests wait for a connection instead of
+# failing (with redis-py's non-blocking pool most answers are 503 whatever the timeouts), not how
+# busy the machine is; the benchmark's burst case measures the defaults.
+GENEROUS = {
+    "DCR_REDIS_POOL_TIMEOUT": "10",
+    "DCR_REDIS_CONNECT_TIMEOUT": "5",
+    "DCR_REDIS_TIMEOUT": "10",
+}
+
+
+Outcome = tuple[BaseException | None, float]
+
+
+def hold_concurrently(settings: Settings, api: str, count: int, hold: float) -> list[Outcome]:
+    """``count`` commands at once, each holding a connection for ``hold`` seconds (``BLPOP`` on
+    an empty list), through the ``api`` ("sync": threads, "async": tasks) client of
+    ``settings``; each command's Redis error (or ``None``) and how long it took."""
+    key = f"{{{settings.key_prefix}}}:nothing"
+
+    def timed(call: Callable[[], Any]) -> Outcome:
+        started = time.perf_counter()
+        try:
+            call()
+        except REDIS_ERRORS as exc:
+            return exc, time.perf_counter() - started
+        return None, time.perf_counter() - started
+
+    if api == "sync":
+        client = sync_client(settings)
+        try:
+            with concurrent.futures.ThreadPoolExecutor(count) as threads:
+                futures = [
+                    threads.submit(timed, lambda: client.blpop([key], timeout=hold))
+                    for _ in range(count)
+                ]
+                return [f.result(timeout=60) for f in futures]
+        finally:
+            client.close()
+
+    async def run() -> list[Outcome]:
+        aclient = async_client(settings)
+
+        async def one() -> Outcome:
+            started = time.perf_counter()
+            try:
+                await aclient.blpop([key], timeout=hold)
+            except REDIS_ERRORS as exc:
+                return exc, time.perf_counter() - started
+            return None, time.perf_counter() - started
+
+        try:
+            return list(await asyncio.wait_for(asyncio.gather(*(one() for _ in range(count))), 60))
+        finally:
+            await aclient.aclose()
+
+    return asyncio.run(run())
+
+
+def assert_all_waited(outcomes: list[Outcome], size: int, hold: float) -> None:
+    """Every command succeeded, and the slowest waited for others: ``size`` connections serve
+    ``len(outcomes)`` holds of ``hold`` s in no less than ``len / size`` rounds."""
+    assert [error for error, _ in outcomes] == [None] * len(outcomes)
+    rounds = -(-len(outcomes) // size)
+    assert max(seconds for _, seconds in outcomes) >= (rounds - 0.5) * hold
+
+
+def assert_wait_bounded(outcomes: list[Outcome], size: int, hold: float, wait: float) -> None:
+    """``size`` commands got a connection and finished; every other one failed after about
+    ``wait`` s, well before a connection came free."""
+    failed = [(error, seconds) for error, seconds in outcomes if error is not None]
+    assert len(failed) == len(outcomes) - size, outcomes
+    for error, seconds in failed:
+        assert isinstance(error, redis.ConnectionError), error
+        assert "No connection available" in str(error)
+        assert wait * 0.9 <= seconds < hold - 0.2, (error, seconds)
+
+
+@pytest.mark.parametrize("api", ["sync", "async"])
+def test_client_more_commands_than_connections_wait_for_one(api: str, redis_url: str) -> None:
+    settings = Settings(redis_url=redis_url, redis_max_connections=2, redis_pool_timeout=10)
+    outcomes = hold_concurrently(settings, api, 8, HOLD)
+    assert_all_waited(outcomes, 2, HOLD)
+
+
+@pytest.mark.parametrize("api", ["sync", "async"])
+def test_client_wait_for_a_connection_ends_at_the_pool_timeout(api: str, redis_url: str) -> None:
+    settings = Settings(
+        redis_url=redis_url, redis_max_connections=1, redis_pool_timeout=0.2, redis_timeout=5
+    )
+    outcomes = hold_concurrently(settings, api, 4, 2.0)
+    assert_wait_bounded(outcomes, 1, 2.0, 0.2)
+
+
+async def timed_burst(port: int, count: int, deadline: float) -> list[tuple[RawResponse, float]]:
+    """``count`` registrations on ``count`` connections, sent together; each answer with its
+    latency, in request order. Bounded by ``deadline`` seconds."""
+    request = raw_post("/register", BODY, host=f"{HOST}:{port}")
+    opened = asyncio.Event()
+    connected = 0
+
+    async def one() -> tuple[RawResponse, float]:
+        nonlocal connected
+        reader, writer = await asyncio.open_connection(HOST, port)
+        try:
+            connected += 1
+            if connected == count:
+                opened.set()
+            await opened.wait()
+            started = time.perf_counter()
+            response = await _exchange(reader, writer, request)
+            return response, time.perf_counter() - started
+        finally:
+            writer.close()
+            with contextlib.suppress(OSError):
+                await writer.wait_closed()
+
+    async def run() -> list[tuple[RawResponse, float]]:
+        return list(await asyncio.gather(*(one() for _ in range(count))))
+
+    return await asyncio.wait_for(run(), deadline)
+
+
+def counts(answers: list[tuple[RawResponse, float]]) -> dict[int, int]:
+    """How many answers had each status."""
+    statuses = [response.status for response, _ in answers]
+    return {status: statuses.count(status) for status in sorted(set(statuses))}
+
+
+def figures(
+    record_figure: Callable[[str, object], None],
+    name: str,
+    answers: list[tuple[RawResponse, float]],
+) -> str:
+    """Record and describe a burst: status counts, p50 and p99 latency."""
+    latencies = sorted(seconds for _, seconds in answers)
+    p50 = statistics.median(latencies)
+    p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
+    record_figure(f"{name}_statuses", counts(answers))
+    record_figure(f"{name}_p50_s", round(p50, 4))
+    record_figure(f"{name}_p99_s", round(p99, 4))
+    text = f"{name}: {counts(answers)}, p50 {p50 * 1000:.0f} ms, p99 {p99 * 1000:.0f} ms"
+    print(f"\n[figures] {text}")
+    return text
+
+
+BURSTS = [
+    pytest.param("uvicorn", [], 1, 1000, id="uvicorn-1w-1000"),
+    pytest.param("gunicorn-uvicorn", ["-w", "4"], 4, 2000, id="gunicorn-uvicorn-4w-2000"),
+    pytest.param(
+        "gunicorn",
+        ["-w", "2", "-k", "gthread", "--threads", "50"],
+        2,
+        400,
+        id="gunicorn-gthread-2x50-400",
+    ),
+]
+
+
+@pytest.mark.parametrize(("kind", "args", "workers", "count"), BURSTS)
+@pytest.mark.server
+@pytest.mark.slow
+def test_server_burst_on_healthy_redis_answers_every_registration_201(
+    kind: str,
+    args: list[str],
+    workers: int,
+    count: int,
+    serve: Callable[..., Server],
+    redis_url: str,
+    redis_db: redis.Redis,
+    tmp_path: Path,
+    record_figure: Callable[[str, object], None],
+) -> None:
+    if kind.startswith("gunicorn"):
+        args = [*args, *gunicorn_ready_hook(tmp_path)]
+    server = serve(kind, redis_url, log_level="warning", args=args, env=GENEROUS)
+    if kind.startswith("gunicorn"):
+        wait_workers_ready(server, workers)
+    answers = asyncio.run(timed_burst(server.port, count, BURST_DEADLINE))
+    text = figures(record_figure, f"burst_{kind}_{workers}w_{count}", answers)
+
+    assert counts(answers) == {201: count}, f"{text}\n{server.output()[-600:]}"
+    ids = {json.loads(response.body)["client_id"] for response, _ in answers}
+    assert len(ids) == count
+    assert len(stored_records(redis_db)) == count
+    assert "Traceback" not in server.output()
+
+
+@pytest.mark.parametrize("max_connections", [None, "10"], ids=["default-pool", "pool-of-10"])
+@pytest.mark.server
+@pytest.mark.slow
+def test_server_burst_on_frozen_redis_answers_503_within_the_waits(
+    max_connections: str | None,
+    own_redis: RedisServer,
+    serve: Callable[..., Server],
+    record_figure: Callable[[str, object], None],
+) -> None:
+    """SIGSTOP: connections are accepted, nothing is answered. Each registration waits for a
+    connection (at most the pool timeout), then for its command (at most the command timeout),
+    then gets its 503: a frozen Redis does not become a queue of hanging requests. With a pool of
+    10, most of the 100 wait for a connection and give up at the pool timeout."""
+    env = {"DCR_REDIS_TIMEOUT": str(REDIS_TIMEOUT), "DCR_REDIS_POOL_TIMEOUT": str(POOL_TIMEOUT)}
+    if max_connections is not None:
+        env["DCR_REDIS_MAX_CONNECTIONS"] = max_connections
+    server = serve("uvicorn", own_redis.url, log_level="warning", env=env)
+    warm = asyncio.run(timed_burst(server.port, 20, BURST_DEADLINE))
+    assert counts(warm) == {201: 20}
+
+    own_redis.pause()
+    try:
+        answers = asyncio.run(timed_burst(server.port, 100, BURST_DEADLINE))
+    finally:
+        own_redis.resume()
+    text = figures(record_figure, f"frozen_redis_pool_{max_connections or 'default'}", answers)
+
+    assert counts(answers) == {503: 100}, text
+    for response, _ in answers:
+        assert response.headers["retry-after"]
+        assert json.loads(response.body)["error"] == "temporarily_unavailable"
+    slowest = max(seconds for _, seconds in answers)
+    assert slowest < POOL_TIMEOUT + REDIS_TIMEOUT + 1.0, text
+    # Service comes back by itself.
+    after = asyncio.run(timed_burst(server.port, 20, BURST_DEADLINE))
+    assert counts(after) == {201: 20}
+    assert "Traceback" not in server.output()
