@@ -8,6 +8,7 @@ With a valid initial access token the token is the accountable party: it is char
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -56,6 +57,9 @@ class Admission:
         self.settings = settings
         self.max_body_bytes = settings.max_body_bytes
         self.limits: tuple[Limit, ...] = parse_rate_limits(settings.rate_limit)
+        self.ipv6_prefix = settings.rate_limit_ipv6_prefix
+        factor = settings.rate_limit_ipv6_factor
+        self.wide_limits = tuple(Limit(lim.count * factor, lim.period) for lim in self.limits)
         self.trusted = client_ip.parse_networks(settings.trusted_proxies)
         self.forwarded_header = settings.forwarded_header.lower()
         self.token_limits = parse_rate_limits(settings.token_rate_limit)
@@ -123,7 +127,13 @@ class Admission:
     def rate_plan(self, head: RequestHead, grant: Grant | None) -> RatePlan:
         """The bucket and limits to charge: the token's when there is one, else the address's."""
         if grant is None:
-            return RatePlan(self.bucket(head), self.limits, "ip")
+            address = self._address(head)
+            wide = client_ip.wide_bucket(address, self.ipv6_prefix) if self.limits else None
+            if wide is None:
+                return RatePlan(client_ip.bucket(address), self.limits, "ip")
+            # The /64 and its wider prefix, charged together (own limits first).
+            charged = tuple(dataclasses.replace(lim, bucket=wide) for lim in self.wide_limits)
+            return RatePlan(client_ip.bucket(address), self.limits + charged, "ip")
         own = grant.policy.rate_limit
         limits = parse_rate_limits(own) if own is not None else self.token_limits
         return RatePlan(grant.bucket, limits, "token")

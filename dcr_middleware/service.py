@@ -23,7 +23,7 @@ from .admission import Admission, RatePlan, RequestHead
 from .cors import CORS
 from .errors import DCRError
 from .events import ClientRegistered, Observer, Seen
-from .ratelimit import RateDecision
+from .ratelimit import RateDecision, wide_part
 from .refusals import Refusals
 from .registration import NewClient, prepare_registration
 from .settings import Settings
@@ -73,8 +73,18 @@ def _refuse_if_known(refusals: Refusals, gate: Admission, plan: RatePlan) -> Non
     refusal still stands (see :mod:`.refusals`)."""
     if plan.limits:
         known = refusals.recall(plan.bucket, plan.limits)
+        wide, wide_limits = wide_part(plan.limits)
+        if known is None and wide:
+            # Another /64 of the same wider prefix may have seen that prefix refused.
+            known = refusals.recall(wide, wide_limits)
         if known is not None:
             gate.enforce(plan, known)
+
+
+def _note(refusals: Refusals, plan: RatePlan, decision: RateDecision, sent_at: float) -> None:
+    refusals.note(plan.bucket, plan.limits, decision, sent_at)
+    if decision.limit.bucket:  # refused by the wider IPv6 prefix: remember it for all its /64s
+        refusals.note(decision.limit.bucket, wide_part(plan.limits)[1], decision, sent_at)
 
 
 def warn_if_embedded(settings: Settings) -> None:
@@ -139,7 +149,7 @@ class RegistrationService:
         return self.cors.apply(head, response)
 
     def _enforce(self, plan: RatePlan, decision: RateDecision, sent_at: float) -> None:
-        self.refusals.note(plan.bucket, plan.limits, decision, sent_at)
+        _note(self.refusals, plan, decision, sent_at)
         self.admission.enforce(plan, decision)
 
 
@@ -198,5 +208,5 @@ class AsyncRegistrationService:
         return self.cors.apply(head, response)
 
     def _enforce(self, plan: RatePlan, decision: RateDecision, sent_at: float) -> None:
-        self.refusals.note(plan.bucket, plan.limits, decision, sent_at)
+        _note(self.refusals, plan, decision, sent_at)
         self.admission.enforce(plan, decision)
