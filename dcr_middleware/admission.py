@@ -19,6 +19,7 @@ from .errors import RateLimitedError
 from .ratelimit import Limit, RateDecision, parse_rate_limits, rate_limit_headers
 from .settings import Settings
 from .software_statement import SoftwareStatements
+from .throttle import Throttle
 from .tokens import Grant, TokenPolicy
 
 logger = logging.getLogger("dcr_middleware")
@@ -69,6 +70,16 @@ class Admission:
         self.path = settings.path
         # The software-statement key set is read and parsed here, never per request.
         self.statements = SoftwareStatements.from_settings(settings)
+        # Failed credentials and management writes (shared by both endpoints).
+        self.throttle = Throttle(settings)
+
+    def checks_token(self, head: RequestHead) -> bool:
+        """Whether the request's initial access token is looked at (sent or required)."""
+        return self.token_required or "authorization" in head.headers
+
+    def failure_bucket(self, head: RequestHead) -> str | None:
+        """The bucket a failed credential from this request's address is charged to."""
+        return self.throttle.failure_bucket(self.bucket(head))
 
     def check_head(self, head: RequestHead) -> None:
         """``415`` / ``413`` / ``400`` decided from the headers alone."""
@@ -170,4 +181,5 @@ class Admission:
             raise RateLimitedError(
                 f"too many registrations from {who}; retry in {decision.retry_after_seconds} s",
                 self.rate_headers(plan, decision),
+                plan.scope,
             )
