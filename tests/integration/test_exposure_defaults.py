@@ -365,9 +365,9 @@ def test_measured_memory_one_address_can_add_per_day(
     assert {a.status_code for a in answers} == {201, 429}
     clients = list(redis_db.scan_iter(match=f"{key_prefix}:client:*", count=1000))
     assert len(clients) == burst
-    usage = [int(redis_db.memory_usage(k, samples=0)) for k in clients]
+    usage = [int(redis_db.memory_usage(k, samples=0) or 0) for k in clients]
     rates = list(redis_db.scan_iter(match=f"{key_prefix}:rate:*", count=1000))
-    rate_usage = sum(int(redis_db.memory_usage(k, samples=0)) for k in rates)
+    rate_usage = sum(int(redis_db.memory_usage(k, samples=0) or 0) for k in rates)
     per_record = max(usage)
     per_registration = (after - before) / burst
     # The record cap holds in Redis: a maximal record costs the cap plus allocator overhead.
