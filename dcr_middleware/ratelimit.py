@@ -24,6 +24,7 @@ then are they all charged, so refused requests cost nothing; that holds across t
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 from dataclasses import dataclass
@@ -143,6 +144,16 @@ def wide_part(limits: tuple[Limit, ...]) -> tuple[str, tuple[Limit, ...]]:
 def own_part(limits: tuple[Limit, ...]) -> tuple[Limit, ...]:
     """The limits on the request's own bucket."""
     return tuple(limit for limit in limits if not limit.bucket)
+
+
+def detached(limits: tuple[Limit, ...]) -> tuple[Limit, ...]:
+    """The other bucket's limits as limits of their own bucket (to charge it alone)."""
+    return tuple(dataclasses.replace(limit, bucket="") for limit in limits)
+
+
+def attached(decision: RateDecision, bucket: str) -> RateDecision:
+    """A decision made on ``bucket`` alone, reported on the limit that names it."""
+    return dataclasses.replace(decision, limit=dataclasses.replace(decision.limit, bucket=bucket))
 
 
 def combine(own: RateDecision, wide: RateDecision) -> RateDecision:

@@ -28,8 +28,10 @@ from ..errors import StorageError
 from ..ratelimit import (
     Limit,
     RateDecision,
+    attached,
     combine,
     decision_from_reply,
+    detached,
     own_part,
     script_args,
     wide_part,
@@ -290,7 +292,9 @@ class RedisBackend:
         wide, wide_limits = wide_part(limits)
         if wide and not self.one_node:
             own = self.hit(bucket, own_part(limits))
-            return own if not own.allowed else combine(own, self.hit(wide, wide_limits))
+            if not own.allowed:
+                return own
+            return combine(own, attached(self.hit(wide, detached(wide_limits)), wide))
         try:
             keys = rate_keys(self.prefix, bucket, limits)
             reply = self._ratelimit(keys=keys, args=script_args(limits))
@@ -493,7 +497,9 @@ class AsyncRedisBackend:
         wide, wide_limits = wide_part(limits)
         if wide and not self.one_node:
             own = await self.hit(bucket, own_part(limits))
-            return own if not own.allowed else combine(own, await self.hit(wide, wide_limits))
+            if not own.allowed:
+                return own
+            return combine(own, attached(await self.hit(wide, detached(wide_limits)), wide))
         try:
             keys = rate_keys(self.prefix, bucket, limits)
             reply = await self._ratelimit(keys=keys, args=script_args(limits))
