@@ -16,8 +16,10 @@ from dcr_middleware.errors import RateLimitedError
 from dcr_middleware.ratelimit import (
     Limit,
     RateDecision,
+    attached,
     combine,
     decide,
+    detached,
     own_part,
     rate_limit_headers,
     script_args,
@@ -169,3 +171,12 @@ def test_exposure_settings_are_validated(field: str, value: object) -> None:
     with pytest.raises(ConfigurationError) as raised:
         Settings(**{field: value})  # type: ignore[arg-type]
     assert any(p.startswith(f"DCR_{field.upper()}:") for p in raised.value.problems)
+
+
+def test_detached_and_attached_round_trip_the_wider_bucket() -> None:
+    # On Redis Cluster the /48 is charged alone: its limits without the bucket, the decision
+    # reported back on the limit that names it.
+    plain = detached(BOTH[1:])
+    assert plain == (Limit(10, 60),)
+    alone = RateDecision(False, plain[0], 0, 3, 3, 2500)
+    assert attached(alone, WIDE).limit == BOTH[1]
