@@ -170,6 +170,19 @@ def _check_abuse_controls(bad: Problem, s: Settings) -> None:
     for field in ("max_redirect_uris", "max_contacts", "max_string_length"):
         if getattr(s, field) < 1:
             bad(field, "must be at least 1")
+    if not 2048 <= s.max_record_bytes <= 16 * 1024 * 1024:
+        bad("max_record_bytes", "expected a size between 2048 and 16777216 bytes")
+    if s.max_language_tagged_fields < 0:
+        bad("max_language_tagged_fields", "must not be negative (0 refuses every tagged field)")
+    if s.rate_limit_ipv6_prefix != 0 and not 16 <= s.rate_limit_ipv6_prefix <= 63:
+        bad("rate_limit_ipv6_prefix", "expected a prefix length from 16 to 63, or 0 for none")
+    if s.rate_limit_ipv6_factor < 1:
+        bad("rate_limit_ipv6_factor", "must be at least 1")
+    for field in ("failure_rate_limit", "management_rate_limit"):
+        try:
+            ratelimit.parse_rate_limits(getattr(s, field))
+        except ValueError as exc:
+            bad(field, str(exc))
     try:
         ratelimit.parse_rate_limits(s.token_rate_limit)
     except ValueError as exc:

@@ -8,6 +8,7 @@ With a valid initial access token the token is the accountable party: it is char
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ from .errors import RateLimitedError
 from .ratelimit import Limit, RateDecision, parse_rate_limits, rate_limit_headers
 from .settings import Settings
 from .software_statement import SoftwareStatements
+from .throttle import Throttle
 from .tokens import Grant, TokenPolicy
 
 logger = logging.getLogger("dcr_middleware")
@@ -56,6 +58,9 @@ class Admission:
         self.settings = settings
         self.max_body_bytes = settings.max_body_bytes
         self.limits: tuple[Limit, ...] = parse_rate_limits(settings.rate_limit)
+        self.ipv6_prefix = settings.rate_limit_ipv6_prefix
+        factor = settings.rate_limit_ipv6_factor
+        self.wide_limits = tuple(Limit(lim.count * factor, lim.period) for lim in self.limits)
         self.trusted = client_ip.parse_networks(settings.trusted_proxies)
         self.forwarded_header = settings.forwarded_header.lower()
         self.token_limits = parse_rate_limits(settings.token_rate_limit)
@@ -65,6 +70,16 @@ class Admission:
         self.path = settings.path
         # The software-statement key set is read and parsed here, never per request.
         self.statements = SoftwareStatements.from_settings(settings)
+        # Failed credentials and management writes (shared by both endpoints).
+        self.throttle = Throttle(settings)
+
+    def checks_token(self, head: RequestHead) -> bool:
+        """Whether the request's initial access token is looked at (sent or required)."""
+        return self.token_required or "authorization" in head.headers
+
+    def failure_bucket(self, head: RequestHead) -> str | None:
+        """The bucket a failed credential from this request's address is charged to."""
+        return self.throttle.failure_bucket(self.bucket(head))
 
     def check_head(self, head: RequestHead) -> None:
         """``415`` / ``413`` / ``400`` decided from the headers alone."""
@@ -123,7 +138,13 @@ class Admission:
     def rate_plan(self, head: RequestHead, grant: Grant | None) -> RatePlan:
         """The bucket and limits to charge: the token's when there is one, else the address's."""
         if grant is None:
-            return RatePlan(self.bucket(head), self.limits, "ip")
+            address = self._address(head)
+            wide = client_ip.wide_bucket(address, self.ipv6_prefix) if self.limits else None
+            if wide is None:
+                return RatePlan(client_ip.bucket(address), self.limits, "ip")
+            # The /64 and its wider prefix, charged together (own limits first).
+            charged = tuple(dataclasses.replace(lim, bucket=wide) for lim in self.wide_limits)
+            return RatePlan(client_ip.bucket(address), self.limits + charged, "ip")
         own = grant.policy.rate_limit
         limits = parse_rate_limits(own) if own is not None else self.token_limits
         return RatePlan(grant.bucket, limits, "token")
@@ -160,4 +181,5 @@ class Admission:
             raise RateLimitedError(
                 f"too many registrations from {who}; retry in {decision.retry_after_seconds} s",
                 self.rate_headers(plan, decision),
+                plan.scope,
             )

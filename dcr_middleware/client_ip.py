@@ -9,8 +9,10 @@ a client out of its own bucket (into the proxy's). ``unknown``, obfuscated ident
 (RFC 7239 §6.3), ``*`` or garbage written by a trusted hop make the header unusable: the peer
 is used instead.
 
-IPv6 clients are bucketed by their /64 prefix (one customer usually holds a whole /64), and
-IPv4-mapped IPv6 addresses count as the IPv4 address.
+IPv6 clients are bucketed by their /64 prefix (one customer usually holds a whole /64), and also
+charged to their wider prefix (``DCR_RATE_LIMIT_IPV6_PREFIX``, /48 by default) under
+``DCR_RATE_LIMIT_IPV6_FACTOR`` times the limits; IPv4-mapped IPv6 addresses count as the IPv4
+address.
 """
 
 from __future__ import annotations
@@ -95,6 +97,15 @@ def bucket(address: IPAddress | None) -> str:
     if isinstance(address, ipaddress.IPv6Address):
         return f"ip:{ipaddress.IPv6Network((address, 64), strict=False)}"
     return f"ip:{address}"
+
+
+def wide_bucket(address: IPAddress | None, prefix: int) -> str | None:
+    """The bucket of an IPv6 address's wider prefix (``ip:2001:db8:1::/48``), charged together
+    with its /64: one site usually holds a /48, so it gets a budget of its own. ``None`` for
+    IPv4, an unknown peer, or ``prefix`` 0 (off)."""
+    if not prefix or not isinstance(address, ipaddress.IPv6Address):
+        return None
+    return f"ip:{ipaddress.IPv6Network((address, prefix), strict=False)}"
 
 
 _HOST = re.compile(r"^[A-Za-z0-9.\-]+(?::\d{1,5})?\Z|^\[[0-9A-Fa-f:.]+\](?::\d{1,5})?\Z")

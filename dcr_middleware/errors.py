@@ -109,14 +109,16 @@ class StorageError(DCRError):
 
 
 class RateLimitedError(DCRError):
-    """Too many registration attempts from one client address or token (``429``)."""
+    """Too many attempts from one client address or token, too many failed credentials from
+    one address, or too many writes to one client (``429``)."""
 
     error = "too_many_requests"
     status = 429
 
-    def __init__(self, description: str, headers: list[tuple[str, str]]) -> None:
+    def __init__(self, description: str, headers: list[tuple[str, str]], scope: str = "ip") -> None:
         super().__init__(description)
         self._headers = headers
+        self.scope = scope  # the bucket's kind: ip, token, auth (failures) or client (writes)
 
     def headers(self) -> list[tuple[str, str]]:
         return list(self._headers)

@@ -27,7 +27,7 @@ from .credentials import (
 )
 from .errors import InvalidClientMetadataError, InvalidRequestError, InvalidTokenError
 from .metadata import validate_client_metadata
-from .registration import parse_json_object
+from .registration import check_record_size, parse_json_object
 from .settings import Settings
 from .software_statement import SoftwareStatements
 from .tokens import TokenPolicy
@@ -161,4 +161,5 @@ def prepare_update(
         client_secret=plaintext,
         registration_token_hash=hash_secret(access_token),
     )
+    check_record_size(client, settings)
     return Update(client, access_token, shown)

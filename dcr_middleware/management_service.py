@@ -14,7 +14,7 @@ from .client import RegisteredClient
 from .cors import CORS
 from .errors import DCRError, InvalidTokenError, MethodNotAllowedError
 from .events import ClientDeleted, ClientEvent, ClientRead, ClientUpdated, Observer, Seen
-from .service import refused
+from .service import refused, refused_scope
 from .settings import Settings
 from .store import AsyncClientStore, ClientStore
 
@@ -70,19 +70,38 @@ class ManagementService:
         self.cors = CORS(settings, methods=", ".join(management.METHODS))
         self.observer = Observer() if observer is None else observer
 
+    def _failed(self, failures: str | None, error: InvalidTokenError) -> DCRError:
+        """Charge a failed registration access token to the address (see :mod:`.throttle`)."""
+        if failures is None:
+            return error
+        sent_at = time.monotonic()
+        decision = self.store.hit(failures, self.admission.throttle.failure_limits)
+        return self.admission.throttle.failed(failures, decision, sent_at, error)
+
     def handle(self, head: RequestHead, client_id: str, read_body: Callable[[], bytes]) -> Response:
         """Answer one request to the client configuration endpoint."""
         seen = _seen(self.admission, head, client_id)
         kind: type[ClientEvent] = ClientRead
+        throttle = self.admission.throttle
+        rate: list[tuple[str, str]] = []
         try:
             _check_method(head.method)
+            failures = self.admission.failure_bucket(head)
+            throttle.recall(failures)
             token, digest = _presented(head)
             # Read without noting a use: a refused request must not keep the client alive.
             loaded = self.store.load(client_id, note_use=False)
-            client = management.authorize(loaded[0] if loaded else None, digest)
+            try:
+                client = management.authorize(loaded[0] if loaded else None, digest)
+            except InvalidTokenError as exc:
+                raise self._failed(failures, exc) from None
             uri = f"{self.admission.endpoint_url(head)}/{client_id}"
             if token is None or loaded is None:  # refused by authorize(); narrows the types
                 raise management.unknown_registration_token()
+            if head.method != "GET" and throttle.write_limits:
+                decision = self.store.hit(throttle.write_bucket(client_id), throttle.write_limits)
+                rate = throttle.write_headers(decision)
+                throttle.enforce_write(decision)
             if head.method == "GET":
                 self.store.note_use(client_id)
                 response = _read(client, uri, token)
@@ -103,9 +122,10 @@ class ManagementService:
                 self.store.replace(client_id, loaded[1], update.client)
                 response, kind, client = _updated(update, uri), ClientUpdated, update.client
         except DCRError as exc:
-            response = refused(exc, [])
-            self.observer.refused(seen, exc, client_id=client_id)
+            response = refused(exc, rate)
+            self.observer.refused(seen, exc, client_id=client_id, scope=refused_scope(exc))
         else:
+            response.headers.extend(rate)
             self.observer.done(seen, kind, client)
         return self.cors.apply(head, response)
 
@@ -126,21 +146,42 @@ class AsyncManagementService:
         self.cors = CORS(settings, methods=", ".join(management.METHODS))
         self.observer = Observer() if observer is None else observer
 
+    async def _failed(self, failures: str | None, error: InvalidTokenError) -> DCRError:
+        """Charge a failed registration access token to the address (see :mod:`.throttle`)."""
+        if failures is None:
+            return error
+        sent_at = time.monotonic()
+        decision = await self.store.hit(failures, self.admission.throttle.failure_limits)
+        return self.admission.throttle.failed(failures, decision, sent_at, error)
+
     async def handle(
         self, head: RequestHead, client_id: str, read_body: Callable[[], Awaitable[bytes]]
     ) -> Response:
         """Answer one request to the client configuration endpoint."""
         seen = _seen(self.admission, head, client_id)
         kind: type[ClientEvent] = ClientRead
+        throttle = self.admission.throttle
+        rate: list[tuple[str, str]] = []
         try:
             _check_method(head.method)
+            failures = self.admission.failure_bucket(head)
+            throttle.recall(failures)
             token, digest = _presented(head)
             # Read without noting a use: a refused request must not keep the client alive.
             loaded = await self.store.load(client_id, note_use=False)
-            client = management.authorize(loaded[0] if loaded else None, digest)
+            try:
+                client = management.authorize(loaded[0] if loaded else None, digest)
+            except InvalidTokenError as exc:
+                raise await self._failed(failures, exc) from None
             uri = f"{self.admission.endpoint_url(head)}/{client_id}"
             if token is None or loaded is None:  # refused by authorize(); narrows the types
                 raise management.unknown_registration_token()
+            if head.method != "GET" and throttle.write_limits:
+                decision = await self.store.hit(
+                    throttle.write_bucket(client_id), throttle.write_limits
+                )
+                rate = throttle.write_headers(decision)
+                throttle.enforce_write(decision)
             if head.method == "GET":
                 await self.store.note_use(client_id)
                 response = _read(client, uri, token)
@@ -161,8 +202,9 @@ class AsyncManagementService:
                 await self.store.replace(client_id, loaded[1], update.client)
                 response, kind, client = _updated(update, uri), ClientUpdated, update.client
         except DCRError as exc:
-            response = refused(exc, [])
-            self.observer.refused(seen, exc, client_id=client_id)
+            response = refused(exc, rate)
+            self.observer.refused(seen, exc, client_id=client_id, scope=refused_scope(exc))
         else:
+            response.headers.extend(rate)
             self.observer.done(seen, kind, client)
         return self.cors.apply(head, response)

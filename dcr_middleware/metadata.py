@@ -84,6 +84,14 @@ class ClientMetadata(ClientMetadataClaims):  # type: ignore[misc]
     def _check_sizes(self) -> None:
         """Registration policy limits: string lengths and list sizes (``DCR_MAX_*``)."""
         limit = self.settings.max_string_length
+        tagged = sum(1 for key in self if _language_tagged(key))
+        if tagged > self.settings.max_language_tagged_fields:
+            # RFC 7591 §2.2 sets no bound; each tagged member is stored and echoed, so the
+            # count is capped (DCR_MAX_LANGUAGE_TAGGED_FIELDS) like redirect_uris and contacts.
+            raise InvalidClientMetadataError(
+                f"language-tagged fields (client_name#fr...): at most "
+                f"{self.settings.max_language_tagged_fields} are allowed, got {tagged}"
+            )
         caps = {
             "redirect_uris": self.settings.max_redirect_uris,
             "contacts": self.settings.max_contacts,

@@ -16,13 +16,15 @@ where ``W = N * T`` is the burst window. ``T`` is whole milliseconds, rounded do
 
 So a fresh client may make N requests at once, then one more every T; a client idle for P is
 back to a full burst. With several limits (``10/minute;200/day``) every one must allow, and only
-then are they all charged, so refused requests cost nothing. The same arithmetic runs in Redis
+then are they all charged, so refused requests cost nothing; that holds across two buckets too
+(an IPv6 address's /64 and its wider prefix, charged together). The same arithmetic runs in Redis
 (``storage/lua/ratelimit.lua``, on the server's clock, in milliseconds) and in the embedded store
 (:func:`decide`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 from dataclasses import dataclass
@@ -49,10 +51,16 @@ _PLURALS = frozenset({"seconds", "secs", "minutes", "mins", "hours", "days", "we
 
 @dataclass(frozen=True, slots=True)
 class Limit:
-    """At most ``count`` requests per ``period`` seconds (with a burst of ``count``)."""
+    """At most ``count`` requests per ``period`` seconds (with a burst of ``count``).
+
+    ``bucket`` is empty for a limit on the request's own bucket; a limit charged to another
+    bucket at the same time (the wider IPv6 prefix of an address) names it. Such limits come
+    after the own ones in a tuple of limits, and every limit in the tuple must allow.
+    """
 
     count: int
     period: int
+    bucket: str = ""
 
     @property
     def interval_ms(self) -> int:
@@ -127,13 +135,51 @@ def decide(
     return RateDecision(True, limits[binding], remaining[binding], reset), new_tats
 
 
+def wide_part(limits: tuple[Limit, ...]) -> tuple[str, tuple[Limit, ...]]:
+    """The other bucket the limits charge (``""`` when none) and its limits."""
+    wide = tuple(limit for limit in limits if limit.bucket)
+    return (wide[0].bucket if wide else ""), wide
+
+
+def own_part(limits: tuple[Limit, ...]) -> tuple[Limit, ...]:
+    """The limits on the request's own bucket."""
+    return tuple(limit for limit in limits if not limit.bucket)
+
+
+def detached(limits: tuple[Limit, ...]) -> tuple[Limit, ...]:
+    """The other bucket's limits as limits of their own bucket (to charge it alone)."""
+    return tuple(dataclasses.replace(limit, bucket="") for limit in limits)
+
+
+def attached(decision: RateDecision, bucket: str) -> RateDecision:
+    """A decision made on ``bucket`` alone, reported on the limit that names it."""
+    return dataclasses.replace(decision, limit=dataclasses.replace(decision.limit, bucket=bucket))
+
+
+def combine(own: RateDecision, wide: RateDecision) -> RateDecision:
+    """The decision over both buckets from each one's decision, as :func:`decide` makes it over
+    the concatenated limits: a refusal wins (the longer wait; the own bucket's on a tie), else
+    the limit with the fewest requests left (the own bucket's on a tie)."""
+    if not own.allowed or not wide.allowed:
+        if own.allowed or (not wide.allowed and wide.retry_after_ms > own.retry_after_ms):
+            return wide
+        return own
+    return wide if wide.remaining < own.remaining else own
+
+
+def _name(scope: str, limit: Limit) -> str:
+    # The wider IPv6 bucket's limits are named by its prefix length: "ip/48-100/3600".
+    wide = f"/{limit.bucket.rsplit('/', 1)[-1]}" if limit.bucket else ""
+    return f"{scope}{wide}-{limit.field}"
+
+
 def rate_limit_headers(
     limits: tuple[Limit, ...], decision: RateDecision, scope: str
 ) -> list[tuple[str, str]]:
     """``RateLimit-Policy`` and ``RateLimit`` fields (draft-ietf-httpapi-ratelimit-headers-10),
     plus ``Retry-After`` in whole seconds, rounded up, when refused."""
-    policies = ", ".join(f'"{scope}-{lim.field}";q={lim.count};w={lim.period}' for lim in limits)
-    current = f'"{scope}-{decision.limit.field}";r={decision.remaining};t={decision.reset_seconds}'
+    policies = ", ".join(f'"{_name(scope, lim)}";q={lim.count};w={lim.period}' for lim in limits)
+    current = f'"{_name(scope, decision.limit)}";r={decision.remaining};t={decision.reset_seconds}'
     headers = [("RateLimit-Policy", policies), ("RateLimit", current)]
     if not decision.allowed:
         headers.append(("Retry-After", str(max(1, decision.retry_after_seconds))))
@@ -141,10 +187,14 @@ def rate_limit_headers(
 
 
 def script_args(limits: tuple[Limit, ...]) -> list[str | int]:
-    """The ARGV of ``storage/lua/ratelimit.lua`` for ``limits``."""
-    args: list[str | int] = [len(limits)]
-    for limit in limits:
-        args += [limit.field, limit.interval_ms, limit.window_ms]
+    """The ARGV of ``storage/lua/ratelimit.lua`` for ``limits``: the own bucket's group, then
+    the other bucket's when there is one (each: n, then field, interval, window per limit)."""
+    args: list[str | int] = []
+    for group in (own_part(limits), wide_part(limits)[1]):
+        if group or not args:
+            args.append(len(group))
+            for limit in group:
+                args += [limit.field, limit.interval_ms, limit.window_ms]
     return args
 
 

@@ -91,6 +91,24 @@ def parse_json_object(body: bytes) -> dict[str, Any]:
     return value
 
 
+def check_record_size(client: RegisteredClient, settings: Settings) -> None:
+    """``400`` when the stored record of ``client`` would pass ``DCR_MAX_RECORD_BYTES``.
+
+    The size is that of the record the store keeps (ASCII JSON, so one byte per character;
+    non-ASCII text counts six bytes per character, as stored). It bounds what one registration
+    or update can add to the store, whatever the individual field limits allow together.
+    """
+    size = len(client.to_record())
+    limit = settings.max_record_bytes
+    if size > limit:
+        sizes = {k: len(json.dumps(v)) for k, v in client.metadata.items()}
+        largest = max(sizes, key=sizes.__getitem__) if sizes else "metadata"
+        raise InvalidClientMetadataError(
+            f"the client would be stored as {size} bytes; this server stores at most {limit} "
+            f"(the largest field is {largest[:120]}): send shorter or fewer values"
+        )
+
+
 def prepare_registration(
     body: bytes,
     settings: Settings,
@@ -142,4 +160,5 @@ def prepare_registration(
         registration_token_hash=hash_secret(access_token),
         token_policy=token_policy,
     )
+    check_record_size(client, settings)
     return NewClient(client=client, response=response)

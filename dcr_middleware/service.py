@@ -21,9 +21,9 @@ from collections.abc import Awaitable, Callable
 from ._http import Response, error_response, json_response
 from .admission import Admission, RatePlan, RequestHead
 from .cors import CORS
-from .errors import DCRError
+from .errors import DCRError, InvalidTokenError, RateLimitedError
 from .events import ClientRegistered, Observer, Seen
-from .ratelimit import RateDecision
+from .ratelimit import RateDecision, wide_part
 from .refusals import Refusals
 from .registration import NewClient, prepare_registration
 from .settings import Settings
@@ -59,6 +59,11 @@ def refused(error: DCRError, extra: list[tuple[str, str]]) -> Response:
     return response
 
 
+def refused_scope(error: DCRError) -> str | None:
+    """The kind of bucket that refused a ``429`` (for its event); ``None`` for other errors."""
+    return error.scope if isinstance(error, RateLimitedError) else None
+
+
 def _seen(gate: Admission, head: RequestHead) -> Seen:
     return Seen("registration", head.method, gate.path, gate.address(head), time.monotonic())
 
@@ -73,8 +78,18 @@ def _refuse_if_known(refusals: Refusals, gate: Admission, plan: RatePlan) -> Non
     refusal still stands (see :mod:`.refusals`)."""
     if plan.limits:
         known = refusals.recall(plan.bucket, plan.limits)
+        wide, wide_limits = wide_part(plan.limits)
+        if known is None and wide:
+            # Another /64 of the same wider prefix may have seen that prefix refused.
+            known = refusals.recall(wide, wide_limits)
         if known is not None:
             gate.enforce(plan, known)
+
+
+def _note(refusals: Refusals, plan: RatePlan, decision: RateDecision, sent_at: float) -> None:
+    refusals.note(plan.bucket, plan.limits, decision, sent_at)
+    if decision.limit.bucket:  # refused by the wider IPv6 prefix: remember it for all its /64s
+        refusals.note(decision.limit.bucket, wide_part(plan.limits)[1], decision, sent_at)
 
 
 def warn_if_embedded(settings: Settings) -> None:
@@ -107,12 +122,7 @@ class RegistrationService:
         decision: RateDecision | None = None
         try:
             gate.check_head(head)
-            grant = None
-            digest = gate.token_digest(head)
-            if digest is not None:
-                grant = gate.static_grant(digest) or gate.minted_grant(
-                    digest, store.backend.token_get(digest)
-                )
+            grant = self._grant(head)
             plan = gate.rate_plan(head, grant)
             _refuse_if_known(self.refusals, gate, plan)
             try:
@@ -132,14 +142,36 @@ class RegistrationService:
                 self._enforce(plan, decision, sent_at)
         except DCRError as exc:
             response = refused(exc, gate.rate_headers(plan, decision))
-            self.observer.refused(seen, exc, scope=None if plan is None else plan.scope)
+            self.observer.refused(seen, exc, scope=refused_scope(exc))
         else:
             response = _created(new, gate.rate_headers(plan, decision))
             self.observer.done(seen, ClientRegistered, new.client)
         return self.cors.apply(head, response)
 
+    def _grant(self, head: RequestHead) -> Grant | None:
+        """The request's token grant (``None``: no token, none needed); a failed credential is
+        charged to the address (``429`` once too many failed, see :mod:`.throttle`)."""
+        gate = self.admission
+        if not gate.checks_token(head):
+            return None
+        failures = gate.failure_bucket(head)
+        gate.throttle.recall(failures)
+        try:
+            digest = gate.token_digest(head)
+            if digest is None:
+                return None
+            return gate.static_grant(digest) or gate.minted_grant(
+                digest, self.store.backend.token_get(digest)
+            )
+        except InvalidTokenError as exc:
+            if failures is None:
+                raise
+            sent_at = time.monotonic()
+            decision = self.store.hit(failures, gate.throttle.failure_limits)
+            raise gate.throttle.failed(failures, decision, sent_at, exc) from None
+
     def _enforce(self, plan: RatePlan, decision: RateDecision, sent_at: float) -> None:
-        self.refusals.note(plan.bucket, plan.limits, decision, sent_at)
+        _note(self.refusals, plan, decision, sent_at)
         self.admission.enforce(plan, decision)
 
 
@@ -166,12 +198,7 @@ class AsyncRegistrationService:
         decision: RateDecision | None = None
         try:
             gate.check_head(head)
-            grant = None
-            digest = gate.token_digest(head)
-            if digest is not None:
-                grant = gate.static_grant(digest) or gate.minted_grant(
-                    digest, await store.backend.token_get(digest)
-                )
+            grant = await self._grant(head)
             plan = gate.rate_plan(head, grant)
             _refuse_if_known(self.refusals, gate, plan)
             try:
@@ -191,12 +218,34 @@ class AsyncRegistrationService:
                 self._enforce(plan, decision, sent_at)
         except DCRError as exc:
             response = refused(exc, gate.rate_headers(plan, decision))
-            self.observer.refused(seen, exc, scope=None if plan is None else plan.scope)
+            self.observer.refused(seen, exc, scope=refused_scope(exc))
         else:
             response = _created(new, gate.rate_headers(plan, decision))
             self.observer.done(seen, ClientRegistered, new.client)
         return self.cors.apply(head, response)
 
+    async def _grant(self, head: RequestHead) -> Grant | None:
+        """The request's token grant (``None``: no token, none needed); a failed credential is
+        charged to the address (``429`` once too many failed, see :mod:`.throttle`)."""
+        gate = self.admission
+        if not gate.checks_token(head):
+            return None
+        failures = gate.failure_bucket(head)
+        gate.throttle.recall(failures)
+        try:
+            digest = gate.token_digest(head)
+            if digest is None:
+                return None
+            return gate.static_grant(digest) or gate.minted_grant(
+                digest, await self.store.backend.token_get(digest)
+            )
+        except InvalidTokenError as exc:
+            if failures is None:
+                raise
+            sent_at = time.monotonic()
+            decision = await self.store.hit(failures, gate.throttle.failure_limits)
+            raise gate.throttle.failed(failures, decision, sent_at, exc) from None
+
     def _enforce(self, plan: RatePlan, decision: RateDecision, sent_at: float) -> None:
-        self.refusals.note(plan.bucket, plan.limits, decision, sent_at)
+        _note(self.refusals, plan, decision, sent_at)
         self.admission.enforce(plan, decision)

@@ -64,12 +64,20 @@ class Settings:
     token_endpoint: str | None = None
     code_challenge_methods: tuple[str, ...] = ("S256",)
     rate_limit: str = "20/hour;200/day"
+    # The wider IPv6 bucket (docs/protecting.md#ipv6-prefixes): /48 gets 5x the /64 limits.
+    rate_limit_ipv6_prefix: int = 48
+    rate_limit_ipv6_factor: int = 5
+    # Failed credentials per address, and management writes per client (docs/protecting.md).
+    failure_rate_limit: str = "20/minute"
+    management_rate_limit: str = "20/hour"
     trusted_proxies: tuple[str, ...] = ()
     forwarded_header: str = "x-forwarded-for"
     max_clients: int = 0
     max_redirect_uris: int = 20
     max_contacts: int = 10
     max_string_length: int = 2048
+    max_record_bytes: int = 16384
+    max_language_tagged_fields: int = 20
     initial_access_tokens: tuple[str, ...] = ()
     require_initial_access_token: bool = False
     token_rate_limit: str = "60/hour"  # noqa: S105 - a rate, not a secret

@@ -126,12 +126,16 @@ class MemoryBackend:
             if current is not None:
                 same = current == attempt.record
                 return Attempted(Outcome.CREATED if same else Outcome.TAKEN, decision)
+            # As register.lua: check the token, then take the place, and only then the use, so
+            # a registration refused at the cap keeps its token use.
             outcome = Outcome.CREATED
-            if attempt.token and not self._use_token(attempt.token):
+            if attempt.token and not self._token_usable(attempt.token):
                 outcome = Outcome.TOKEN_SPENT
             elif attempt.cap and not self._reserve(attempt.cap):
                 outcome = Outcome.CAPPED
             else:
+                if attempt.token:
+                    self._use_token(attempt.token)
                 self._create(key, attempt.record, attempt.idle_ttl_ms)
             if commit is not None:
                 commit()
@@ -149,18 +153,25 @@ class MemoryBackend:
         self, bucket: str, limits: tuple[Limit, ...]
     ) -> tuple[RateDecision, Callable[[], None] | None]:
         # With the lock held: the decision, and when allowed the charge to apply.
+        # A limit naming another bucket (the wider IPv6 prefix) reads and charges that one:
+        # decide() over the TATs of both is what gcra_pair.lua decides.
         now_ms = _now_ms()
-        tats = self._buckets.get(bucket, {})
-        decision, new_tats = decide([tats.get(lim.field) for lim in limits], now_ms, limits)
+        names = [lim.bucket or bucket for lim in limits]
+        stored = [
+            self._buckets.get(name, {}).get(lim.field)
+            for name, lim in zip(names, limits, strict=True)
+        ]
+        decision, new_tats = decide(stored, now_ms, limits)
         if new_tats is None:
             return decision, None
 
         def commit() -> None:
             if len(self._buckets) >= _PRUNE_AT:
                 self._prune(now_ms)
-            self._buckets[bucket] = {
-                lim.field: tat for lim, tat in zip(limits, new_tats, strict=True)
-            }
+            charged: dict[str, dict[str, int]] = {}
+            for name, lim, tat in zip(names, limits, new_tats, strict=True):
+                charged.setdefault(name, {})[lim.field] = tat
+            self._buckets.update(charged)
 
         return decision, commit
 
@@ -202,6 +213,10 @@ class MemoryBackend:
         """Take one use of a minted token atomically."""
         with self._lock:
             return self._use_token(digest)
+
+    def _token_usable(self, digest: str) -> bool:
+        entry = self._live_token(digest)
+        return entry is not None and entry[0]["uses"] != "0"
 
     def _use_token(self, digest: str) -> bool:
         entry = self._live_token(digest)

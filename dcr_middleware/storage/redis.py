@@ -25,7 +25,17 @@ import redis.cluster
 from redis.exceptions import NoScriptError
 
 from ..errors import StorageError
-from ..ratelimit import Limit, RateDecision, decision_from_reply, script_args
+from ..ratelimit import (
+    Limit,
+    RateDecision,
+    attached,
+    combine,
+    decision_from_reply,
+    detached,
+    own_part,
+    script_args,
+    wide_part,
+)
 from ..settings import Settings
 from .base import (
     Attempt,
@@ -47,7 +57,7 @@ def _lua(name: str) -> str:
     return resources.files(__package__).joinpath(f"lua/{name}.lua").read_text("utf-8")
 
 
-_GCRA = _lua("gcra")
+_GCRA = _lua("gcra") + _lua("gcra_pair")
 CREATE_SCRIPT = _lua("create")
 RATELIMIT_SCRIPT = _GCRA + _lua("ratelimit")
 REGISTER_SCRIPT = _GCRA + _lua("register")
@@ -55,6 +65,7 @@ LOOKUP_SCRIPT = _lua("lookup")
 PURGE_SCRIPT = _lua("purge")
 RESERVE_SCRIPT = _lua("reserve")
 TOKEN_USE_SCRIPT = _lua("token_use")
+TOKEN_REFUND_SCRIPT = _lua("token_refund")
 REPLACE_SCRIPT = _lua("replace")
 RELEASE_SCRIPT = _lua("release")
 
@@ -74,6 +85,7 @@ def register_call(prefix: str, attempt: Attempt) -> tuple[list[str], list[str | 
         rate_key(prefix, attempt.bucket),
         counter_key(prefix),
         token_key(prefix, attempt.token or ""),
+        *rate_keys(prefix, "", attempt.limits)[1:],
     ]
     args: list[str | int] = [
         attempt.record,
@@ -83,6 +95,12 @@ def register_call(prefix: str, attempt: Attempt) -> tuple[list[str], list[str | 
         *(script_args(attempt.limits) if attempt.limits else [0]),
     ]
     return keys, args
+
+
+def rate_keys(prefix: str, bucket: str, limits: tuple[Limit, ...]) -> list[str]:
+    """The keys a rate-limit script charges: the bucket's, then the wider bucket's if any."""
+    wide, _ = wide_part(limits)
+    return [rate_key(prefix, bucket), *([rate_key(prefix, wide)] if wide else [])]
 
 
 def attempted_from_reply(reply: list[int], limits: tuple[Limit, ...]) -> Attempted:
@@ -146,6 +164,7 @@ class RedisBackend:
         self._purge = client.register_script(PURGE_SCRIPT)
         self._reserve = client.register_script(RESERVE_SCRIPT)
         self._token_use = client.register_script(TOKEN_USE_SCRIPT)
+        self._token_refund = client.register_script(TOKEN_REFUND_SCRIPT)
         self._replace = client.register_script(REPLACE_SCRIPT)
         self._release = client.register_script(RELEASE_SCRIPT)
 
@@ -197,7 +216,9 @@ class RedisBackend:
                 return Attempted(Outcome.LIMITED, decision)
         if attempt.token and not self.token_use(attempt.token):
             return Attempted(Outcome.TOKEN_SPENT, decision)
+        # Separate calls here: a use taken for a registration refused next is given back.
         if attempt.cap and not self.reserve(attempt.cap):
+            self._refund(attempt)
             return Attempted(Outcome.CAPPED, decision)
         try:
             created = self.create(attempt.client_id, attempt.record, attempt.idle_ttl_ms)
@@ -205,9 +226,18 @@ class RedisBackend:
             if attempt.cap:
                 self.release()
             raise
-        if not created and attempt.cap:
-            self.release()
+        if not created:
+            self._refund(attempt)
+            if attempt.cap:
+                self.release()
         return Attempted(Outcome.CREATED if created else Outcome.TAKEN, decision)
+
+    def _refund(self, attempt: Attempt) -> None:
+        if attempt.token:
+            try:
+                self._token_refund(keys=[token_key(self.prefix, attempt.token)])
+            except REDIS_ERRORS as exc:
+                raise storage_error(exc) from exc
 
     def read(self, client_id: str) -> tuple[str | None, int | None]:
         """The record and its last noted use, without noting one (one MGET, one slot)."""
@@ -256,9 +286,18 @@ class RedisBackend:
             raise storage_error(exc) from exc
 
     def hit(self, bucket: str, limits: tuple[Limit, ...]) -> RateDecision:
-        """Charge one request to ``bucket`` if every limit allows it (one EVALSHA)."""
+        """Charge one request to ``bucket`` if every limit allows it (one EVALSHA; on a cluster
+        with a wider bucket, one per bucket, in different slots: the own bucket stays charged
+        when the wider one then refuses)."""
+        wide, wide_limits = wide_part(limits)
+        if wide and not self.one_node:
+            own = self.hit(bucket, own_part(limits))
+            if not own.allowed:
+                return own
+            return combine(own, attached(self.hit(wide, detached(wide_limits)), wide))
         try:
-            reply = self._ratelimit(keys=[rate_key(self.prefix, bucket)], args=script_args(limits))
+            keys = rate_keys(self.prefix, bucket, limits)
+            reply = self._ratelimit(keys=keys, args=script_args(limits))
         except REDIS_ERRORS as exc:
             raise storage_error(exc) from exc
         return decision_from_reply(reply, limits)
@@ -341,6 +380,7 @@ class AsyncRedisBackend:
         self._lookup = client.register_script(LOOKUP_SCRIPT)
         self._reserve = client.register_script(RESERVE_SCRIPT)
         self._token_use = client.register_script(TOKEN_USE_SCRIPT)
+        self._token_refund = client.register_script(TOKEN_REFUND_SCRIPT)
         self._replace = client.register_script(REPLACE_SCRIPT)
         self._release = client.register_script(RELEASE_SCRIPT)
 
@@ -391,7 +431,9 @@ class AsyncRedisBackend:
                 return Attempted(Outcome.LIMITED, decision)
         if attempt.token and not await self.token_use(attempt.token):
             return Attempted(Outcome.TOKEN_SPENT, decision)
+        # Separate calls here: a use taken for a registration refused next is given back.
         if attempt.cap and not await self.reserve(attempt.cap):
+            await self._refund(attempt)
             return Attempted(Outcome.CAPPED, decision)
         try:
             created = await self.create(attempt.client_id, attempt.record, attempt.idle_ttl_ms)
@@ -399,9 +441,18 @@ class AsyncRedisBackend:
             if attempt.cap:
                 await self.release()
             raise
-        if not created and attempt.cap:
-            await self.release()
+        if not created:
+            await self._refund(attempt)
+            if attempt.cap:
+                await self.release()
         return Attempted(Outcome.CREATED if created else Outcome.TAKEN, decision)
+
+    async def _refund(self, attempt: Attempt) -> None:
+        if attempt.token:
+            try:
+                await self._token_refund(keys=[token_key(self.prefix, attempt.token)])
+            except REDIS_ERRORS as exc:
+                raise storage_error(exc) from exc
 
     async def read(self, client_id: str) -> tuple[str | None, int | None]:
         """The record and its last noted use, without noting one (one MGET, one slot)."""
@@ -441,11 +492,17 @@ class AsyncRedisBackend:
             raise storage_error(exc) from exc
 
     async def hit(self, bucket: str, limits: tuple[Limit, ...]) -> RateDecision:
-        """Charge one request to ``bucket`` if every limit allows it (one EVALSHA)."""
+        """Charge one request to ``bucket`` if every limit allows it (one EVALSHA; on a cluster
+        with a wider bucket, one per bucket)."""
+        wide, wide_limits = wide_part(limits)
+        if wide and not self.one_node:
+            own = await self.hit(bucket, own_part(limits))
+            if not own.allowed:
+                return own
+            return combine(own, attached(await self.hit(wide, detached(wide_limits)), wide))
         try:
-            reply = await self._ratelimit(
-                keys=[rate_key(self.prefix, bucket)], args=script_args(limits)
-            )
+            keys = rate_keys(self.prefix, bucket, limits)
+            reply = await self._ratelimit(keys=keys, args=script_args(limits))
         except REDIS_ERRORS as exc:
             raise storage_error(exc) from exc
         return decision_from_reply(reply, limits)

@@ -7,6 +7,7 @@ they run again with this module's ``store`` fixture (cluster and Sentinel, sync 
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 import signal
@@ -40,6 +41,8 @@ from dcr_middleware import (
     StorageError,
     cli,
 )
+from dcr_middleware.errors import ClientCapError
+from dcr_middleware.ratelimit import Limit
 from dcr_middleware.storage.base import client_key, token_key
 from dcr_middleware.storage.redis import AsyncRedisBackend, RedisBackend
 
@@ -392,3 +395,53 @@ async def test_sentinel_failover_keeps_clients_and_the_same_stores_write_to_the_
     finally:
         sync_store.close()
         await async_store.close()
+
+
+# --- exposure defaults on a cluster (issue 11): separate calls, same outcomes -----------------
+
+
+async def _done(value: Any) -> Any:
+    """``value``, awaited when the store is the asyncio one."""
+    return await value if inspect.isawaitable(value) else value
+
+
+def _cluster_store(api: str, settings: Settings) -> ClientStore | AsyncClientStore:
+    return ClientStore(settings) if api == "sync" else AsyncClientStore(settings)
+
+
+@pytest.mark.parametrize("api", ["sync", "async"])
+async def test_cluster_registration_refused_at_the_cap_gives_the_token_use_back(
+    api: str, redis_cluster: Cluster, key_prefix: str
+) -> None:
+    # On a cluster the use is taken in its own call before the cap's: it is given back.
+    settings = Settings(
+        redis_url=redis_cluster.url, redis_cluster=True, key_prefix=key_prefix, max_clients=1
+    )
+    opened = _cluster_store(api, settings)
+    digest = "ab" * 32
+    try:
+        await _done(opened.backend.token_put(digest, {"uses": "3", "policy": "{}"}, 0))
+        await _done(opened.register(new_client()[0], token=digest))
+        for _ in range(2):
+            with pytest.raises(ClientCapError):
+                await _done(opened.register(new_client()[0], token=digest))
+        assert (await _done(opened.backend.token_get(digest)))["uses"] == "2"
+    finally:
+        await _done(opened.close())
+
+
+@pytest.mark.parametrize("api", ["sync", "async"])
+async def test_cluster_charges_the_slash_48_with_each_slash_64(
+    api: str, redis_cluster: Cluster, key_prefix: str
+) -> None:
+    wide = "ip:2001:db8:5::/48"
+    limits = (Limit(2, 60), Limit(10, 60, wide))
+    settings = Settings(redis_url=redis_cluster.url, redis_cluster=True, key_prefix=key_prefix)
+    opened = _cluster_store(api, settings)
+    try:
+        buckets = [f"ip:2001:db8:5:{n:x}::/64" for n in range(12)]
+        decisions = [await _done(opened.hit(bucket, limits)) for bucket in buckets]
+    finally:
+        await _done(opened.close())
+    assert [d.allowed for d in decisions] == [True] * 10 + [False] * 2
+    assert all(d.limit.bucket == wide for d in decisions[10:])

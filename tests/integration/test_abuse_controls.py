@@ -680,7 +680,7 @@ def test_lua_and_python_rate_limits_decide_alike(
     record_figure(f"abuse_parity_{policy}_lua_hits_ms", round(elapsed * 1000, 2))
 
 
-# --- IPv6: bucketed by /64 ------------------------------------------------------------------
+# --- IPv6: bucketed by /64 (and /48) -------------------------------------------------------
 
 
 @pytest.fixture
@@ -748,5 +748,9 @@ def test_ipv6_clients_are_bucketed_by_slash_64(
         ip_key("2001:db8:1:2::/64"),
         ip_key("2001:db8:1:3::/64"),
         ip_key("203.0.113.9"),  # IPv4-mapped counts as the IPv4 address
+        # Each /64's /48 is charged with it (DCR_RATE_LIMIT_IPV6_PREFIX), 5 times the limit.
+        ip_key("::/48"),
+        ip_key("2001:db8:1::/48"),
     }
+    assert redis_db.hkeys(ip_key("2001:db8:1::/48")) == ["15/60"]
     assert len(stored_records(redis_db)) == 3 + 3 + 2

@@ -376,7 +376,15 @@ def make_rig(redis_server: RedisServer) -> Iterator[Callable[..., Rig]]:
             redis_url=redis_server.url,
             key_prefix=prefix,
             max_body_bytes=MAX_BODY,
-            **{"rate_limit": "off", **overrides},
+            # The throttles of failed credentials and of management writes are off here (their
+            # charges and 429s are covered by tests/*/test_exposure_defaults.py): examples share
+            # a peer, and the per-process memory of a refusal outlives reset().
+            **{
+                "rate_limit": "off",
+                "failure_rate_limit": "off",
+                "management_rate_limit": "off",
+                **overrides,
+            },
         )
         loop = asyncio.Runner()
         store, astore = ClientStore(config), AsyncClientStore(config)
