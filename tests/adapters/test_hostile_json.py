@@ -34,6 +34,10 @@ from .harness import Answer, asgi_request, unreachable_asgi, unreachable_wsgi, w
 CONFIG = Settings(
     allowed_auth_methods=("none", "client_secret_basic", "private_key_jwt"),
     rate_limit="off",
+    # The update properties send hundreds of PUTs for one client and of 4xx answers from one
+    # address: the per-client write limit and the failure throttle have tests of their own.
+    management_rate_limit="off",
+    failure_rate_limit="off",
     max_body_bytes=256 * 1024,
 )
 HEADERS = {"Content-Type": "application/json"}
