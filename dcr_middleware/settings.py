@@ -7,6 +7,7 @@ Precedence: an explicit argument, then the environment, then the default.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import logging
 import os
 import types
@@ -37,6 +38,7 @@ class Settings:
     key_prefix: str = "dcr"
     redis_connect_timeout: float = 0.5
     redis_timeout: float = 1.0
+    redis_check_on_start: bool = False
     max_body_bytes: int = 65536
     allowed_grant_types: tuple[str, ...] = (
         "authorization_code",
@@ -171,9 +173,19 @@ def mask_url(url: str) -> str:
     return f"{scheme}://{user if colon else ''}:***@{location}"
 
 
+def unknown_variables(env: Mapping[str, str]) -> list[str]:
+    """Each ``DCR_*`` variable of ``env`` that names no setting, with the closest setting's name
+    when one is close (``DCR_RATE_LIMT (did you mean DCR_RATE_LIMIT?)``)."""
+    known = [env_name(f.name) for f in dataclasses.fields(Settings)]
+    found = []
+    for name in sorted(k for k in env if k.startswith("DCR_") and k not in known):
+        close = difflib.get_close_matches(name, known, n=1, cutoff=0.8)
+        found.append(f"{name} (did you mean {close[0]}?)" if close else name)
+    return found
+
+
 def _warn_unknown(env: Mapping[str, str]) -> None:
-    known = {env_name(f.name) for f in dataclasses.fields(Settings)}
-    unknown = sorted(k for k in env if k.startswith("DCR_") and k not in known)
+    unknown = unknown_variables(env)
     if unknown:
         logger.warning("ignoring unknown settings (misspelled?): %s", ", ".join(unknown))
 

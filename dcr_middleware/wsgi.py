@@ -19,11 +19,11 @@ with warnings.catch_warnings():
     warnings.filterwarnings("ignore", "'cgi' is deprecated", DeprecationWarning)
     import webob
 
-from . import _loader
+from . import _loader, _routes
 from ._http import Response, too_large
 from ._well_known import MetadataEndpoint
 from .admission import RequestHead
-from .errors import LengthRequiredError
+from .errors import ConfigurationError, LengthRequiredError
 from .events import EventHook, Observer
 from .management import client_id_from_path
 from .management_service import ManagementService
@@ -47,6 +47,9 @@ class DCRWSGIMiddleware:
     ``on_event`` is called with each :mod:`~dcr_middleware.events` event (before a
     ``DCR_EVENT_HOOK``); ``metrics_registry`` turns the Prometheus metrics on, registered there
     (``DCR_METRICS=true`` registers them on the default registry). See docs/observability.md.
+
+    A bad configuration raises :class:`~dcr_middleware.errors.ConfigurationError` here; so does
+    an unreachable Redis with ``DCR_REDIS_CHECK_ON_START`` (pinged here, once).
     """
 
     def __init__(
@@ -76,6 +79,13 @@ class DCRWSGIMiddleware:
         self.metadata = MetadataEndpoint(self.settings) if self.settings.serve_metadata else None
         self.metadata_path = self.metadata.path if self.metadata else None
         warn_if_embedded(self.settings)
+        if self.settings.redis_check_on_start and self.settings.uses_redis:
+            from .storage.connect import unreachable
+
+            problem = unreachable(self.settings)
+            if problem is not None:
+                raise ConfigurationError([f"DCR_REDIS_CHECK_ON_START: {problem}"])
+        _routes.warn_on_collision(app, self.settings)
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
@@ -150,7 +160,11 @@ def __getattr__(name: str) -> Any:
     # environment is read then, not when this module is imported.
     if name != "app":
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    settings = Settings.from_env()
-    application = DCRWSGIMiddleware(_loader.load_wrapped_app(settings), settings)
+
+    def build() -> DCRWSGIMiddleware:
+        settings = Settings.from_env()
+        return DCRWSGIMiddleware(_loader.load_wrapped_app(settings, "wsgi"), settings)
+
+    application = _loader.entry_app(build)
     globals()["app"] = application
     return application

@@ -29,6 +29,7 @@ SAMPLES: dict[str, tuple[str, Any]] = {
     "key_prefix": ("myapp", "myapp"),
     "redis_connect_timeout": ("0.25", 0.25),
     "redis_timeout": ("2.5", 2.5),
+    "redis_check_on_start": ("true", True),
     "max_body_bytes": ("1024", 1024),
     "allowed_grant_types": (
         "authorization_code, client_credentials",
