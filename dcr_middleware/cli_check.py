@@ -17,6 +17,7 @@ import importlib.util
 import json
 import os
 import sys
+from collections.abc import Mapping
 from typing import Any
 
 from . import _loader, _routes
@@ -121,13 +122,13 @@ def _inspect_node(client: Any, where: str, report: dict[str, Any]) -> int:
     return 0
 
 
-def _unknown(report: dict[str, Any]) -> dict[str, str]:
+def _unknown(environ: Mapping[str, str], report: dict[str, Any]) -> dict[str, str]:
     """Warn about unknown ``DCR_*`` variables; the environment without them (so that
     ``Settings.from_env`` does not log them a second time)."""
-    unknown = unknown_variables(os.environ)
+    unknown = unknown_variables(environ)
     report["warnings"].extend(f"unknown setting {name}: ignored" for name in unknown)
     known = {env_name(name) for name in Settings.__dataclass_fields__}
-    return {k: v for k, v in os.environ.items() if not k.startswith("DCR_") or k in known}
+    return {k: v for k, v in environ.items() if not k.startswith("DCR_") or k in known}
 
 
 def _code(settings: Settings, entry: _loader.Interface | None, report: dict[str, Any]) -> list[str]:
@@ -165,11 +166,11 @@ def _code(settings: Settings, entry: _loader.Interface | None, report: dict[str,
     return problems
 
 
-def check(args: argparse.Namespace) -> int:
-    """Validate the ``DCR_*`` settings and what they name (app, hook, extras) and, with
-    ``DCR_REDIS_URL``, the Redis server."""
+def check(args: argparse.Namespace, environ: Mapping[str, str] | None = None) -> int:
+    """Validate the ``DCR_*`` settings of ``environ`` (default ``os.environ``) and what they
+    name (app, hook, extras) and, with ``DCR_REDIS_URL``, the Redis server."""
     report: dict[str, Any] = {"ok": False, "warnings": []}
-    environ = _unknown(report)
+    environ = _unknown(os.environ if environ is None else environ, report)
     try:
         settings = Settings.from_env(environ)
         problems = _code(settings, args.entry, report)
