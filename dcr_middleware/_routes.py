@@ -114,8 +114,11 @@ def collision(app: Any, settings: Settings) -> str | None:
     )
 
 
-def warn_on_collision(app: Any, settings: Settings) -> None:
-    """Log :func:`collision`'s warning, if any (at startup, when the middleware is built)."""
+def warn_on_collision(app: Any, settings: Settings) -> bool:
+    """Log :func:`collision`'s warning, if any; whether it did. Called when the middleware is
+    built and, if it found nothing then, once more at the first request to ``DCR_PATH``: a Flask
+    app is usually wrapped (``app.wsgi_app = ...``) before its routes are added."""
     message = collision(app, settings)
     if message is not None:
         logger.warning(message)
+    return message is not None

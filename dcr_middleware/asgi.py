@@ -79,7 +79,7 @@ class DCRMiddleware:
             self.startup_error = exc
             self.check_on_start = True
             return
-        _routes.warn_on_collision(app, self.settings)
+        self.path_checked = _routes.warn_on_collision(app, self.settings)
 
     def _build(
         self,
@@ -123,6 +123,9 @@ class DCRMiddleware:
         if not path.startswith(self.path):  # the fast path: almost every request goes through
             await self.app(scope, receive, send)
             return
+        if not self.path_checked:  # once: the routes may have been added after __init__
+            self.path_checked = True
+            _routes.warn_on_collision(self.app, self.settings)
         client_id = client_id_from_path(path, self.path)
         if path != self.path and client_id is None:
             await self.app(scope, receive, send)

@@ -85,7 +85,7 @@ class DCRWSGIMiddleware:
             problem = unreachable(self.settings)
             if problem is not None:
                 raise ConfigurationError([f"DCR_REDIS_CHECK_ON_START: {problem}"])
-        _routes.warn_on_collision(app, self.settings)
+        self.path_checked = _routes.warn_on_collision(app, self.settings)
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
@@ -93,6 +93,9 @@ class DCRWSGIMiddleware:
             return _respond(self.metadata.handle(_head(environ)), environ, start_response)
         if not path.startswith(self.path):  # the fast path: almost every request goes through
             return self.app(environ, start_response)
+        if not self.path_checked:  # once: the routes may have been added after __init__
+            self.path_checked = True
+            _routes.warn_on_collision(self.app, self.settings)
         client_id = client_id_from_path(path, self.path)
         if path != self.path and client_id is None:
             return self.app(environ, start_response)

@@ -331,3 +331,39 @@ def test_startup_log_warns_when_the_app_serves_the_path(caplog: pytest.LogCaptur
         DCRMiddleware(_fastapi_signup(), Settings(rate_limit="off", path="/oauth/register"))
     warned = [r.getMessage() for r in caplog.records if "serves /register itself" in r.getMessage()]
     assert len(warned) == 2
+
+
+def test_startup_flask_routes_added_after_wrapping_are_seen_at_the_first_request(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    import httpx
+
+    app = flask.Flask("late")
+    with caplog.at_level(logging.WARNING, logger="dcr_middleware"):
+        app.wsgi_app = DCRWSGIMiddleware(app.wsgi_app, OK)  # type: ignore[method-assign]
+        assert "serves /register itself" not in caplog.text  # no route yet
+        app.route("/register", methods=["GET", "POST"])(lambda: "sign-up form")
+        with httpx.Client(transport=httpx.WSGITransport(app=app), base_url="http://t") as client:
+            assert client.get("/").status_code == 404  # elsewhere: not looked at
+            assert "serves /register itself" not in caplog.text
+            assert client.get("/register").text == "sign-up form"
+            client.get("/register")
+    warned = [r for r in caplog.records if "serves /register itself" in r.getMessage()]
+    assert len(warned) == 1
+
+
+async def test_startup_asgi_routes_added_after_wrapping_are_seen_at_the_first_request(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    import httpx
+
+    inner = FastAPI()
+    with caplog.at_level(logging.WARNING, logger="dcr_middleware"):
+        middleware = DCRMiddleware(inner, OK)
+        inner.post("/register")(lambda: "signed up")
+        transport = httpx.ASGITransport(app=middleware)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            await client.get("/register")
+            await client.get("/register")
+    warned = [r for r in caplog.records if "serves /register itself (POST)" in r.getMessage()]
+    assert len(warned) == 1
