@@ -255,6 +255,15 @@ def __getattr__(name: str) -> Any:
         middleware = DCRMiddleware(_loader.load_wrapped_app(settings, "asgi"), settings)
         if middleware.startup_error is not None:  # uvicorn loads the app inside its event loop
             raise middleware.startup_error
+        if middleware.check_on_start:
+            # Pinged here (blocking, once, before any request) rather than at the lifespan
+            # startup, so that a failure ends the process as any bad setting does.
+            from .storage.connect import unreachable
+
+            problem = unreachable(settings)
+            if problem is not None:
+                raise ConfigurationError([f"DCR_REDIS_CHECK_ON_START: {problem}"])
+            middleware.check_on_start = False
         return middleware
 
     application = _loader.entry_app(build)

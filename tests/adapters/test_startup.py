@@ -367,3 +367,44 @@ async def test_startup_asgi_routes_added_after_wrapping_are_seen_at_the_first_re
             await client.get("/register")
     warned = [r for r in caplog.records if "serves /register itself (POST)" in r.getMessage()]
     assert len(warned) == 1
+
+
+# --- gunicorn workers failing together elect one reporter ----------------------------------------
+
+
+def test_startup_first_failure_is_elected_once_per_arbiter(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
+    import os
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    arbiter = os.getppid()
+    assert _loader._first_failure(arbiter) is None  # the first: it reports and exits 3
+    assert _loader._first_failure(arbiter) == os.getpid()  # the others wait for that one
+    mark = tmp_path / f"dcr-middleware-{arbiter}.startup-failed"
+    mark.write_text(f"{arbiter} an-older-start 12345")  # a reused pid: an old arbiter's mark
+    assert _loader._first_failure(arbiter) is None
+
+
+def test_startup_await_reaped_exits_0_once_the_first_is_gone() -> None:
+    import subprocess
+    import sys
+
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()  # reaped: kill(pid, 0) fails
+    with pytest.raises(SystemExit) as exited:
+        _loader._await_reaped(gone.pid, 10.0)
+    assert exited.value.code == 0
+
+
+def test_startup_entry_app_reports_and_exits_3(capsys: pytest.CaptureFixture[str]) -> None:
+    def build() -> Any:
+        raise ConfigurationError(["DCR_PATH: expected an absolute path"])
+
+    with pytest.raises(SystemExit) as exited:
+        _loader.entry_app(build)
+    assert exited.value.code == _loader.STARTUP_FAILURE == 3
+    assert capsys.readouterr().err == (
+        "invalid dcr-middleware configuration:\n  - DCR_PATH: expected an absolute path\n"
+    )
