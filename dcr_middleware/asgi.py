@@ -50,10 +50,10 @@ class DCRMiddleware:
     ``DCR_EVENT_HOOK``); ``metrics_registry`` turns the Prometheus metrics on, registered there
     (``DCR_METRICS=true`` registers them on the default registry). See docs/observability.md.
 
-    A bad configuration raises :class:`~dcr_middleware.errors.ConfigurationError` here, except
-    when the middleware is built inside a running event loop, as Starlette's ``add_middleware``
-    does on the first ASGI call (the lifespan startup): then the error answers that startup
-    (``lifespan.startup.failed``), so the server stops instead of answering every request 500.
+    A bad configuration raises ``ConfigurationError`` here, except when the middleware is built
+    inside a running event loop, as Starlette's ``add_middleware`` does on the first ASGI call
+    (the lifespan startup): then the error answers that startup (``lifespan.startup.failed``),
+    so the server stops instead of answering every request 500.
     With ``DCR_REDIS_CHECK_ON_START`` the lifespan startup also pings Redis.
     """
 

@@ -48,8 +48,8 @@ class DCRWSGIMiddleware:
     ``DCR_EVENT_HOOK``); ``metrics_registry`` turns the Prometheus metrics on, registered there
     (``DCR_METRICS=true`` registers them on the default registry). See docs/observability.md.
 
-    A bad configuration raises :class:`~dcr_middleware.errors.ConfigurationError` here; so does
-    an unreachable Redis with ``DCR_REDIS_CHECK_ON_START`` (pinged here, once).
+    A bad configuration raises ``ConfigurationError`` here; so does an unreachable Redis with
+    ``DCR_REDIS_CHECK_ON_START`` (pinged here, once).
     """
 
     def __init__(
