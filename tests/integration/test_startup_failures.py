@@ -15,6 +15,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -41,7 +42,13 @@ BAD_RATE = {"DCR_RATE_LIMIT": "10/minuet"}
 
 
 def _exits(argv: Sequence[str], env: Mapping[str, str]) -> tuple[int, str]:
-    """Run a server that must refuse to start: its exit status and its whole output."""
+    """Run a server that must refuse to start: its exit status and its whole output. Its
+    temporary directory (where gunicorn workers elect the one that reports) is thrown away."""
+    with tempfile.TemporaryDirectory() as scratch:
+        return _exits_in(argv, {**env, "TMPDIR": scratch})
+
+
+def _exits_in(argv: Sequence[str], env: Mapping[str, str]) -> tuple[int, str]:
     process = subprocess.Popen(
         argv,
         env=dict(env),
