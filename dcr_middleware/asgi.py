@@ -10,14 +10,16 @@ looks the attribute up (never at import).
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import TYPE_CHECKING, Any
 
-from . import _loader
+from . import _loader, _routes
 from ._http import Response, too_large
 from ._proxy_check import RewrittenPeerCheck
 from ._well_known import MetadataEndpoint
 from .admission import RequestHead
+from .errors import ConfigurationError
 from .events import EventHook, Observer
 from .management import client_id_from_path
 from .management_service import AsyncManagementService
@@ -51,6 +53,12 @@ class DCRMiddleware:
     (``DCR_METRICS=true`` registers them on the default registry); ``meter_provider`` turns the
     OpenTelemetry metrics on, from that provider (``DCR_OTEL=true`` uses the global one). See
     docs/observability.md.
+
+    A bad configuration raises ``ConfigurationError`` here, except when the middleware is built
+    inside a running event loop, as Starlette's ``add_middleware`` does on the first ASGI call
+    (the lifespan startup): then the error answers that startup (``lifespan.startup.failed``),
+    so the server stops instead of answering every request 500.
+    With ``DCR_REDIS_CHECK_ON_START`` the lifespan startup also pings Redis.
     """
 
     def __init__(
@@ -64,6 +72,28 @@ class DCRMiddleware:
         meter_provider: MeterProvider | None = None,
     ) -> None:
         self.app = app
+        self.startup_error: ConfigurationError | None = None
+        try:
+            self._build(settings, store, on_event, metrics_registry, meter_provider)
+        except ConfigurationError as exc:
+            if not _in_event_loop():
+                raise
+            # Starlette's add_middleware builds its stack on the first ASGI call, the lifespan
+            # startup under uvicorn, where an exception reads as "lifespan unsupported" and the
+            # server starts anyway. Answer that startup with the error instead (see _lifespan).
+            self.startup_error = exc
+            self.check_on_start = True
+            return
+        self.path_checked = _routes.warn_on_collision(app, self.settings)
+
+    def _build(
+        self,
+        settings: Settings | None,
+        store: AsyncClientStore | None,
+        on_event: EventHook | None,
+        metrics_registry: CollectorRegistry | None,
+        meter_provider: MeterProvider | None,
+    ) -> None:
         self.settings = Settings.from_env() if settings is None else settings
         self.store = AsyncClientStore(self.settings) if store is None else store
         self.observer = Observer.from_settings(
@@ -82,16 +112,28 @@ class DCRMiddleware:
         self.metadata = MetadataEndpoint(self.settings) if self.settings.serve_metadata else None
         self.metadata_path = self.metadata.path if self.metadata else None
         self.proxy_check = RewrittenPeerCheck(self.settings.trusted_proxies)
+        self.check_on_start = self.settings.redis_check_on_start and self.settings.uses_redis
         warn_if_embedded(self.settings)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        path = scope["path"] if scope["type"] == "http" else ""
+        if scope["type"] != "http":
+            if scope["type"] == "lifespan" and self.check_on_start:
+                await self._lifespan(scope, receive, send)
+            else:
+                await self.app(scope, receive, send)
+            return
+        if self.startup_error is not None:  # a server without lifespan: every request says it
+            raise ConfigurationError(self.startup_error.problems)
+        path = scope["path"]
         if self.metadata is not None and path == self.metadata_path:
             await _respond(self.metadata.handle(_head(scope)), scope, receive, send)
             return
         if not path.startswith(self.path):  # the fast path: almost every request goes through
             await self.app(scope, receive, send)
             return
+        if not self.path_checked:  # once: the routes may have been added after __init__
+            self.path_checked = True
+            _routes.warn_on_collision(self.app, self.settings)
         client_id = client_id_from_path(path, self.path)
         if path != self.path and client_id is None:
             await self.app(scope, receive, send)
@@ -113,6 +155,42 @@ class DCRMiddleware:
         except _Disconnected:
             return
         await _respond(response, scope, receive, send)
+
+    async def _lifespan(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Check before the wrapped app starts: a configuration error kept by ``__init__``, and
+        Redis with ``DCR_REDIS_CHECK_ON_START``. A failure answers ``lifespan.startup.failed``
+        with the message, and the server exits (uvicorn: status 3); the app never starts."""
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            if self.startup_error is not None:
+                problem: str | None = str(self.startup_error)
+            else:
+                from .storage.connect import async_unreachable
+
+                problem = await async_unreachable(self.settings)
+                if problem is not None:
+                    problem = f"DCR_REDIS_CHECK_ON_START: {problem}"
+            if problem is not None:
+                await send({"type": "lifespan.startup.failed", "message": problem})
+                return
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if replayed:
+                return await receive()
+            replayed = True
+            return message
+
+        await self.app(scope, replay, send)
+
+
+def _in_event_loop() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
 
 
 async def _respond(response: Response, scope: Scope, receive: Receive, send: Send) -> None:
@@ -180,7 +258,23 @@ def __getattr__(name: str) -> Any:
     # is read then, not when this module is imported.
     if name != "app":
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    settings = Settings.from_env()
-    application = DCRMiddleware(_loader.load_wrapped_app(settings), settings)
+
+    def build() -> DCRMiddleware:
+        settings = Settings.from_env()
+        middleware = DCRMiddleware(_loader.load_wrapped_app(settings, "asgi"), settings)
+        if middleware.startup_error is not None:  # uvicorn loads the app inside its event loop
+            raise middleware.startup_error
+        if middleware.check_on_start:
+            # Pinged here (blocking, once, before any request) rather than at the lifespan
+            # startup, so that a failure ends the process as any bad setting does.
+            from .storage.connect import unreachable
+
+            problem = unreachable(settings)
+            if problem is not None:
+                raise ConfigurationError([f"DCR_REDIS_CHECK_ON_START: {problem}"])
+            middleware.check_on_start = False
+        return middleware
+
+    application = _loader.entry_app(build)
     globals()["app"] = application
     return application

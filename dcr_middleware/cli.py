@@ -3,14 +3,40 @@
 from __future__ import annotations
 
 import argparse
+import copy
+import logging
+import logging.config
 import sys
 from collections.abc import Sequence
+from typing import Any
 
-from . import cli_check, cli_clients, cli_tokens
+from . import __version__, cli_check, cli_clients, cli_tokens
 from ._extras import install_hint
 from ._printable import printable, printable_lines
 from .errors import ConfigurationError, StorageError
 from .settings import Settings
+
+LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")  # uvicorn's
+LOG_FORMAT = "%(asctime)s %(levelname)-8s %(name)s: %(message)s"
+
+
+def serve_logging(level: str) -> dict[str, Any]:
+    """uvicorn's logging configuration plus a readable handler (time, level, logger, message)
+    for the middleware's own logger and for Python warnings (``logging.captureWarnings``)."""
+    import uvicorn.config
+
+    config: dict[str, Any] = copy.deepcopy(uvicorn.config.LOGGING_CONFIG)
+    config["formatters"]["readable"] = {"format": LOG_FORMAT}
+    config["handlers"]["readable"] = {
+        "class": "logging.StreamHandler",
+        "formatter": "readable",
+        "stream": "ext://sys.stderr",
+    }
+    # "trace" is uvicorn's own level, below DEBUG: the library logs nothing lower than DEBUG.
+    ours = "DEBUG" if level == "trace" else level.upper()
+    for name in ("dcr_middleware", "py.warnings"):
+        config["loggers"][name] = {"handlers": ["readable"], "level": ours, "propagate": False}
+    return config
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -21,6 +47,10 @@ def _serve(args: argparse.Namespace) -> int:
         return 2
     from .demo import create_demo_app
 
+    # Configured before the app is built, so its startup warnings are formatted too.
+    log_config = serve_logging(args.log_level)
+    logging.config.dictConfig(log_config)
+    logging.captureWarnings(True)
     try:
         app = create_demo_app()
     except ConfigurationError as exc:
@@ -28,7 +58,14 @@ def _serve(args: argparse.Namespace) -> int:
         return 2
     # The middleware resolves client addresses itself (DCR_TRUSTED_PROXIES): uvicorn must not
     # rewrite them from X-Forwarded-For first (its default trusts 127.0.0.1).
-    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, proxy_headers=False)
+    uvicorn.run(
+        app,
+        host=args.host,
+        port=args.port,
+        log_level=args.log_level,
+        log_config=log_config,
+        proxy_headers=False,
+    )
     return 0
 
 
@@ -38,6 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="dcr-middleware",
         description="OAuth 2.0 Dynamic Client Registration middleware: demo and operations.",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
     serve = commands.add_parser(
         "serve",
@@ -45,7 +83,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (127.0.0.1)")
     serve.add_argument("--port", type=int, default=8000, help="port to bind (8000)")
-    serve.add_argument("--log-level", default="info", help="uvicorn log level (info)")
+    serve.add_argument(
+        "--log-level",
+        default="info",
+        choices=LOG_LEVELS,
+        type=str.lower,
+        help="log level of uvicorn and of the middleware's own log lines (info)",
+    )
     serve.set_defaults(handler=_serve)
     cli_tokens.add_parser(commands)
     cli_clients.add_parser(commands)

@@ -1,19 +1,30 @@
-"""``dcr-middleware check``: validate the configuration and look at the Redis it names.
+"""``dcr-middleware check``: a preflight of the configuration, the code it names, and the Redis.
+
+It validates the ``DCR_*`` settings, reports unknown ``DCR_*`` variables (with the closest
+setting's name), imports ``DCR_APP`` (and says which entry point serves it, or checks it against
+``--entry``) and ``DCR_EVENT_HOOK``, checks that the extras the settings need are installed,
+warns when the app serves ``DCR_PATH`` itself, and pings Redis with the configured timeouts.
 
 Exit status: 0 when usable (warnings allowed), 1 when Redis cannot be reached, 2 when the
-configuration is invalid.
+configuration is invalid (a bad value, an app or hook that cannot be imported, an app of the
+wrong interface for ``--entry``, a missing extra).
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
+import os
 import sys
+from collections.abc import Mapping
 from typing import Any
 
+from . import _loader, _routes
 from ._printable import printable, printable_lines
 from .errors import ConfigurationError
-from .settings import Settings, mask_url
+from .events import load_hook
+from .settings import Settings, env_name, mask_url, unknown_variables
 
 EMBEDDED_NOTE = (
     "embedded store (DCR_REDIS_URL unset): clients live in the server process, for one process "
@@ -29,6 +40,8 @@ def _config_value(client: Any, name: str) -> str:
 def _inspect_redis(settings: Settings, report: dict[str, Any]) -> int:
     """Check the one Redis, every Redis Cluster primary, or the Sentinel master."""
     import redis
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
 
     from .storage.connect import REDIS_ERRORS, connection_options, describe, sync_client
 
@@ -39,7 +52,11 @@ def _inspect_redis(settings: Settings, report: dict[str, Any]) -> int:
     where = report["where"] = describe(settings)
     try:
         if report["topology"] == "one" and settings.redis_url is not None:
-            client: Any = redis.Redis.from_url(settings.redis_url, **connection_options(settings))
+            # One attempt, within the configured timeouts, whatever redis-py's default retry
+            # policy is in the installed release (8.x names 10 retries with backoff).
+            client: Any = redis.Redis.from_url(
+                settings.redis_url, retry=Retry(NoBackoff(), 0), **connection_options(settings)
+            )
         else:
             client = sync_client(settings)
     except ValueError as exc:
@@ -58,6 +75,13 @@ def _inspect_redis(settings: Settings, report: dict[str, Any]) -> int:
         return 1
     finally:
         client.close()
+
+
+def _within(settings: Settings) -> str:
+    return (
+        f" (DCR_REDIS_CONNECT_TIMEOUT={settings.redis_connect_timeout:g}s, "
+        f"DCR_REDIS_TIMEOUT={settings.redis_timeout:g}s)"
+    )
 
 
 def _inspect_node(client: Any, where: str, report: dict[str, Any]) -> int:
@@ -99,11 +123,60 @@ def _inspect_node(client: Any, where: str, report: dict[str, Any]) -> int:
     return 0
 
 
-def check(args: argparse.Namespace) -> int:
-    """Validate the ``DCR_*`` settings and, with ``DCR_REDIS_URL``, the Redis server."""
-    report: dict[str, Any] = {"ok": False, "warnings": []}
+def _unknown(environ: Mapping[str, str], report: dict[str, Any]) -> dict[str, str]:
+    """Warn about unknown ``DCR_*`` variables; the environment without them (so that
+    ``Settings.from_env`` does not log them a second time)."""
+    unknown = unknown_variables(environ)
+    report["warnings"].extend(f"unknown setting {name}: ignored" for name in unknown)
+    known = {env_name(name) for name in Settings.__dataclass_fields__}
+    return {k: v for k, v in environ.items() if not k.startswith("DCR_") or k in known}
+
+
+def _code(settings: Settings, entry: _loader.Interface | None, report: dict[str, Any]) -> list[str]:
+    """Import what the settings name and look for the extras they need: the problems found."""
+    problems: list[str] = []
+    if "" not in sys.path and os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())  # as uvicorn and gunicorn do: DCR_APP=myapp:app works
+    if settings.metrics and importlib.util.find_spec("prometheus_client") is None:
+        problems.append(
+            "DCR_METRICS: needs the prometheus_client package; install the extra: "
+            "pip install 'dcr-middleware[metrics]'"
+        )
+    if settings.event_hook is not None:
+        try:
+            load_hook(settings.event_hook)
+        except ConfigurationError as exc:
+            problems.extend(exc.problems)
+    if settings.app is None and entry is None:
+        return problems
     try:
-        settings = Settings.from_env()
+        app = _loader.import_app(settings)
+    except ConfigurationError as exc:
+        return problems + list(exc.problems)
+    interface = report["app_interface"] = _loader.app_interface(app)
+    report["entry_point"] = None if interface is None else _loader.ENTRY_POINTS[interface]
+    if interface is None:
+        report["warnings"].append(
+            f"DCR_APP: cannot tell whether {settings.app!r} is a WSGI or an ASGI application"
+        )
+    elif entry is not None:
+        problems.extend(filter(None, [_loader.mismatch(settings, app, entry)]))
+    collision = _routes.collision(app, settings)
+    if collision is not None:
+        report["warnings"].append(collision)
+    return problems
+
+
+def check(args: argparse.Namespace, environ: Mapping[str, str] | None = None) -> int:
+    """Validate the ``DCR_*`` settings of ``environ`` (default ``os.environ``) and what they
+    name (app, hook, extras) and, with ``DCR_REDIS_URL``, the Redis server."""
+    report: dict[str, Any] = {"ok": False, "warnings": []}
+    environ = _unknown(os.environ if environ is None else environ, report)
+    try:
+        settings = Settings.from_env(environ)
+        problems = _code(settings, args.entry, report)
+        if problems:
+            raise ConfigurationError(problems)
     except ConfigurationError as exc:
         report.update(error="invalid configuration", problems=list(exc.problems))
         _print(args, report, str(exc))
@@ -120,6 +193,8 @@ def check(args: argparse.Namespace) -> int:
     else:
         report["store"] = "redis"
         code = _inspect_redis(settings, report)
+        if code == 1:
+            report["error"] += _within(settings)
     report["ok"] = code == 0
     _print(args, report, report.get("error"))
     return code
@@ -131,8 +206,12 @@ def _print(args: argparse.Namespace, report: dict[str, Any], error: str | None) 
         return
     if error is not None:
         sys.stderr.write(f"{printable_lines(error)}\n")
+        for warning in report["warnings"]:
+            sys.stderr.write(f"WARNING: {printable(warning)}\n")
         return
     lines = ["configuration: ok"]
+    if report.get("entry_point"):
+        lines.append(f"app: {report['app_interface'].upper()}, served by {report['entry_point']}")
     if report["store"] == "embedded":
         lines.append(f"store: {EMBEDDED_NOTE}")
     else:
@@ -155,4 +234,10 @@ def add_parser(commands: Any) -> None:
         "check", help="validate the configuration and check the Redis it names"
     )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument(
+        "--entry",
+        choices=("asgi", "wsgi"),
+        help="the entry point DCR_APP will be served by (dcr_middleware.asgi:app or "
+        "dcr_middleware.wsgi:app): fail when the app has the other interface",
+    )
     parser.set_defaults(handler=check)

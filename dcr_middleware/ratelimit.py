@@ -31,22 +31,28 @@ from dataclasses import dataclass
 
 from ._env import parse_duration
 
+# The units of the ``limits`` grammar (Flask-Limiter, slowapi), with its month (30 days) and year
+# (12 such months), plus this library's older week and short forms (s, m, h, d, w, sec, min).
 _UNITS = {
     "second": 1,
-    "sec": 1,
-    "s": 1,
     "minute": 60,
-    "min": 60,
-    "m": 60,
     "hour": 3600,
-    "h": 3600,
     "day": 86400,
-    "d": 86400,
     "week": 604800,
-    "w": 604800,
+    "month": 2592000,
+    "year": 31104000,
 }
-_LIMIT = re.compile(r"^\s*(\d+)\s*/\s*([a-z0-9]+)\s*\Z")
-_PLURALS = frozenset({"seconds", "secs", "minutes", "mins", "hours", "days", "weeks"})
+_SHORT = {"sec": "second", "s": "second", "min": "minute", "m": "minute", "h": "hour"}
+_SHORT |= {"d": "day", "w": "week"}
+UNIT_NAMES = ", ".join(_UNITS)
+# `N/unit`, `N per unit`, `N/M units` (`10/2 minutes`), `N/15m` (a duration, the older form).
+_LIMIT = re.compile(r"^\s*(\d+)\s*(?:/|\s+per\s+)\s*(\d+)?\s*([a-z]+)\s*\Z")
+_DURATION_ONLY = re.compile(r"^\s*(\d+)\s*/\s*(\d+\s*[a-z]?)\s*\Z")
+_SEPARATORS = re.compile(r"[;,|]")
+_EXPECTED = (
+    "expected limits like 10/minute, 10 per hour or 10/2 minutes, separated by ';', ',' or '|' "
+    f"(units: {UNIT_NAMES}, or a duration such as 15m)"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,23 +98,44 @@ class RateDecision:
 
 
 def parse_rate_limits(raw: str) -> tuple[Limit, ...]:
-    """Parse ``"10/minute;200/day"`` (units: second, minute, hour, day, or a duration such as
-    ``15m``); ``"off"`` (or empty) means no limit."""
+    """Parse limits in the ``limits`` grammar (Flask-Limiter, slowapi): ``10/minute``,
+    ``10 per hour``, ``10/2 minutes``, several separated by ``;``, ``,`` or ``|``
+    (``10/minute;200/day``). Units: second, minute, hour, day, week, month (30 days), year
+    (360 days), singular or plural, or a duration such as ``15m``; ``"off"`` (or empty) means
+    no limit."""
     text = raw.strip().lower()
     if text in ("", "off", "none"):
         return ()
-    limits = []
-    for part in text.split(";"):
-        match = _LIMIT.match(part)
-        if match is None:
-            raise ValueError(f"expected limits like 10/minute;200/day, got {part.strip()!r}")
-        count, unit = int(match.group(1)), match.group(2)
-        unit = unit[:-1] if unit in _PLURALS else unit
-        period = _UNITS[unit] if unit in _UNITS else parse_duration(unit)
-        if count < 1 or period < 1:
-            raise ValueError(f"a limit needs at least 1 request per 1 second, got {part!r}")
-        limits.append(Limit(count, period))
-    return tuple(limits)
+    return tuple(_parse_one(part) for part in _SEPARATORS.split(text))
+
+
+def _parse_one(part: str) -> Limit:
+    match = _LIMIT.match(part)
+    if match is not None:
+        count, multiple, unit = match.groups()
+        name = _unit_name(unit)
+        if name is None:
+            raise ValueError(f"unknown unit {unit!r} in {part.strip()!r}; {_EXPECTED}")
+        period = int(multiple or 1) * _UNITS[name]
+    else:
+        older = _DURATION_ONLY.match(part)  # 5/15m, 2/90s, 3/600
+        if older is None:
+            raise ValueError(f"{_EXPECTED}, got {part.strip()!r}")
+        count, period = older.group(1), parse_duration(older.group(2))
+    if int(count) < 1 or period < 1:
+        raise ValueError(f"a limit needs at least 1 request per 1 second, got {part.strip()!r}")
+    return Limit(int(count), period)
+
+
+def _unit_name(unit: str) -> str | None:
+    if unit in _UNITS:
+        return unit
+    if unit in _SHORT:
+        return _SHORT[unit]
+    singular = unit[:-1] if unit.endswith("s") else None
+    if singular in _UNITS:
+        return singular
+    return _SHORT.get(singular) if singular in ("sec", "min") else None
 
 
 def decide(

@@ -7,6 +7,7 @@ Precedence: an explicit argument, then the environment, then the default.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import logging
 import os
 import re
@@ -42,6 +43,7 @@ class Settings:
     # Connections per process (per node on a cluster) and the wait for a free one (storage/_pools).
     redis_max_connections: int = 50
     redis_pool_timeout: float = 2.0
+    redis_check_on_start: bool = False
     max_body_bytes: int = 65536
     allowed_grant_types: tuple[str, ...] = (
         "authorization_code",
@@ -204,9 +206,19 @@ def _mask_parameter(parameter: str) -> str:
     return parameter
 
 
+def unknown_variables(env: Mapping[str, str]) -> list[str]:
+    """Each ``DCR_*`` variable of ``env`` that names no setting, with the closest setting's name
+    when one is close (``DCR_RATE_LIMT (did you mean DCR_RATE_LIMIT?)``)."""
+    known = [env_name(f.name) for f in dataclasses.fields(Settings)]
+    found = []
+    for name in sorted(k for k in env if k.startswith("DCR_") and k not in known):
+        close = difflib.get_close_matches(name, known, n=1, cutoff=0.8)
+        found.append(f"{name} (did you mean {close[0]}?)" if close else name)
+    return found
+
+
 def _warn_unknown(env: Mapping[str, str]) -> None:
-    known = {env_name(f.name) for f in dataclasses.fields(Settings)}
-    unknown = sorted(k for k in env if k.startswith("DCR_") and k not in known)
+    unknown = unknown_variables(env)
     if unknown:
         logger.warning("ignoring unknown settings (misspelled?): %s", ", ".join(unknown))
 

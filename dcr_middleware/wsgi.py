@@ -19,12 +19,12 @@ with warnings.catch_warnings():
     warnings.filterwarnings("ignore", "'cgi' is deprecated", DeprecationWarning)
     import webob
 
-from . import _loader
+from . import _loader, _routes
 from ._http import Response, too_large
 from ._proxy_check import RewrittenPeerCheck
 from ._well_known import MetadataEndpoint
 from .admission import RequestHead
-from .errors import LengthRequiredError
+from .errors import ConfigurationError, LengthRequiredError
 from .events import EventHook, Observer
 from .management import client_id_from_path
 from .management_service import ManagementService
@@ -51,6 +51,9 @@ class DCRWSGIMiddleware:
     (``DCR_METRICS=true`` registers them on the default registry); ``meter_provider`` turns the
     OpenTelemetry metrics on, from that provider (``DCR_OTEL=true`` uses the global one). See
     docs/observability.md.
+
+    A bad configuration raises ``ConfigurationError`` here; so does an unreachable Redis with
+    ``DCR_REDIS_CHECK_ON_START`` (pinged here, once).
     """
 
     def __init__(
@@ -83,6 +86,13 @@ class DCRWSGIMiddleware:
         self.metadata_path = self.metadata.path if self.metadata else None
         self.proxy_check = RewrittenPeerCheck(self.settings.trusted_proxies)
         warn_if_embedded(self.settings)
+        if self.settings.redis_check_on_start and self.settings.uses_redis:
+            from .storage.connect import unreachable
+
+            problem = unreachable(self.settings)
+            if problem is not None:
+                raise ConfigurationError([f"DCR_REDIS_CHECK_ON_START: {problem}"])
+        self.path_checked = _routes.warn_on_collision(app, self.settings)
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
@@ -90,6 +100,9 @@ class DCRWSGIMiddleware:
             return _respond(self.metadata.handle(_head(environ)), environ, start_response)
         if not path.startswith(self.path):  # the fast path: almost every request goes through
             return self.app(environ, start_response)
+        if not self.path_checked:  # once: the routes may have been added after __init__
+            self.path_checked = True
+            _routes.warn_on_collision(self.app, self.settings)
         client_id = client_id_from_path(path, self.path)
         if path != self.path and client_id is None:
             return self.app(environ, start_response)
@@ -158,7 +171,11 @@ def __getattr__(name: str) -> Any:
     # environment is read then, not when this module is imported.
     if name != "app":
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    settings = Settings.from_env()
-    application = DCRWSGIMiddleware(_loader.load_wrapped_app(settings), settings)
+
+    def build() -> DCRWSGIMiddleware:
+        settings = Settings.from_env()
+        return DCRWSGIMiddleware(_loader.load_wrapped_app(settings, "wsgi"), settings)
+
+    application = _loader.entry_app(build)
     globals()["app"] = application
     return application

@@ -177,3 +177,28 @@ def async_client(settings: Settings) -> AsyncRedis:
         redis_url(settings), retry=retry, **pool_options(settings), **options
     )
     return redis.asyncio.Redis.from_pool(pool)
+
+
+def unreachable(settings: Settings) -> str | None:
+    """``PING`` the store's Redis once with the configured timeouts (``DCR_REDIS_CHECK_ON_START``,
+    ``dcr-middleware check``): why it cannot be reached, or ``None`` when it answered."""
+    client: Any = sync_client(settings)
+    try:
+        client.ping()
+    except REDIS_ERRORS as exc:
+        return f"cannot reach {describe(settings)}: {type(exc).__name__}: {exc}"
+    finally:
+        client.close()
+    return None
+
+
+async def async_unreachable(settings: Settings) -> str | None:
+    """:func:`unreachable` on the event loop (an ASGI lifespan startup)."""
+    client: Any = async_client(settings)
+    try:
+        await client.ping()
+    except REDIS_ERRORS as exc:
+        return f"cannot reach {describe(settings)}: {type(exc).__name__}: {exc}"
+    finally:
+        await client.aclose()
+    return None

@@ -15,13 +15,12 @@ with warnings.catch_warnings():  # WebOb 1.8 imports the deprecated stdlib ``cgi
     from dcr_middleware.cli import build_parser
     from dcr_middleware.settings import env_name
 
+from .deliberate import NOT_SETTINGS
+
 ROOT = Path(__file__).resolve().parents[2]
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 SETTINGS = {env_name(f.name) for f in dataclasses.fields(Settings)}
 _VARIABLE = re.compile(r"\bDCR_[A-Z0-9_]*[A-Z0-9]\b")
-# Names the docs show on purpose although no setting has them: misspellings in the examples of
-# the unknown-variable warning. Add a deliberate one here; a real setting needs a Settings field.
-NOT_SETTINGS = {"DCR_ALLOWED_SCOPE"}
 
 
 def test_docs_name_only_settings_that_exist() -> None:

@@ -57,6 +57,8 @@ with warnings.catch_warnings():  # WebOb 1.8 imports the deprecated stdlib ``cgi
     from dcr_middleware.cli import build_parser
     from dcr_middleware.settings import env_name
 
+from .deliberate import NOT_SETTINGS
+
 ROOT = Path(__file__).resolve().parents[2]
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 PYTHON = {"python", "py", "python3"}
@@ -339,7 +341,7 @@ def check_command(words: list[str]) -> list[str]:
 
 def _check_variable(assignment: str) -> list[str]:
     name = assignment.partition("=")[0]
-    if name.startswith("DCR_") and name not in SETTINGS:
+    if name.startswith("DCR_") and name not in SETTINGS | NOT_SETTINGS:
         return [f"{name} is not a setting"]
     return []
 
@@ -396,7 +398,7 @@ def test_snippets_command_checker_catches_drift() -> None:
     # The checks above must be able to fail.
     assert check_command(["dcr-middleware", "serve", "--no-such-flag"])
     assert check_command(["dcr-middleware", "no-such-command"])
-    assert check_command(["DCR_RATE_LIMT=1/minute", "dcr-middleware", "serve"])
+    assert check_command(["DCR_RATE_LIMTT=1/minute", "dcr-middleware", "serve"])
     assert check_command(["pip", "install", "dcr-middleware[metrics]"])
     assert check_command(["pip", "install", ".[no-such-extra]"])
     assert check_command(["dcr-midleware", "serve"])

@@ -80,6 +80,23 @@ class Bucket:
         pytest.param("none", (), id="none"),
         pytest.param("", (), id="empty"),
         pytest.param("   ", (), id="blank"),
+        # The `limits` grammar (Flask-Limiter, slowapi).
+        pytest.param("10 per minute", (Limit(10, 60),), id="per"),
+        pytest.param("10 PER Minute", (Limit(10, 60),), id="per-case"),
+        pytest.param("10/2 minutes", (Limit(10, 120),), id="multiple"),
+        pytest.param("1 per 2 hours", (Limit(1, 7200),), id="per-multiple"),
+        pytest.param("10/minute,200/day", (Limit(10, 60), Limit(200, 86400)), id="comma-separator"),
+        pytest.param("10/minute|200/day", (Limit(10, 60), Limit(200, 86400)), id="pipe-separator"),
+        pytest.param(
+            "10/hour;100/day;2000 per year",
+            (Limit(10, 3600), Limit(100, 86400), Limit(2000, 360 * 86400)),
+            id="limits-docs-example",
+        ),
+        pytest.param("100/day, 500/7days", (Limit(100, 86400), Limit(500, 7 * 86400)), id="7days"),
+        pytest.param("3/month", (Limit(3, 30 * 86400),), id="month"),
+        pytest.param("2/weeks", (Limit(2, 604800),), id="plural-week"),
+        pytest.param("4/mins", (Limit(4, 60),), id="plural-short"),
+        pytest.param("3/600", (Limit(3, 600),), id="bare-seconds"),
     ],
 )
 def test_parse_rate_limits_accepts(raw: str, expected: tuple[Limit, ...]) -> None:
@@ -98,13 +115,25 @@ def test_parse_rate_limits_accepts(raw: str, expected: tuple[Limit, ...]) -> Non
         pytest.param("10/0s", id="zero-period"),
         pytest.param("10/minute;", id="trailing-separator"),
         pytest.param("10/minute;;5/day", id="empty-part"),
-        pytest.param("10/minute,200/day", id="comma-separator"),
         pytest.param("10/", id="missing-unit"),
+        pytest.param("10/minuet", id="misspelled-unit"),
+        pytest.param("10 per", id="per-without-unit"),
+        pytest.param("10/2 fortnights", id="multiple-of-unknown-unit"),
+        pytest.param("10/0 minutes", id="zero-multiple"),
+        pytest.param("10/minute||5/day", id="empty-part-pipe"),
     ],
 )
 def test_parse_rate_limits_rejects(raw: str) -> None:
     with pytest.raises(ValueError, match=r"limit|duration"):
         parse_rate_limits(raw)
+
+
+@pytest.mark.parametrize("raw", ["10/minuet", "10/fortnight", "10", "10/minute,x"])
+def test_parse_rate_limits_error_lists_the_units(raw: str) -> None:
+    with pytest.raises(ValueError) as caught:
+        parse_rate_limits(raw)
+    for unit in ("second", "minute", "hour", "day", "month", "year"):
+        assert unit in str(caught.value)
 
 
 @pytest.mark.parametrize(

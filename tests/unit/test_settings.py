@@ -31,6 +31,7 @@ SAMPLES: dict[str, tuple[str, Any]] = {
     "redis_timeout": ("2.5", 2.5),
     "redis_max_connections": ("20", 20),
     "redis_pool_timeout": ("0.5", 0.5),
+    "redis_check_on_start": ("true", True),
     "max_body_bytes": ("1024", 1024),
     "allowed_grant_types": (
         "authorization_code, client_credentials",
