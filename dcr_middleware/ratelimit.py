@@ -17,8 +17,24 @@ where ``W = N * T`` is the burst window. ``T`` is whole milliseconds, rounded do
 So a fresh client may make N requests at once, then one more every T; a client idle for P is
 back to a full burst. With several limits (``10/minute;200/day``) every one must allow, and only
 then are they all charged, so refused requests cost nothing. The same arithmetic runs in Redis
-(``storage/lua/ratelimit.lua``, on the server's clock, in milliseconds) and in the embedded store
-(:func:`decide`).
+(``storage/lua/gcra.lua``, in milliseconds) and in the embedded store (:func:`decide`).
+
+Both take ``now`` from their caller: the app server's wall clock, passed to the script as an
+argument, so the explicit-clock tests run against the Lua too. Redis ``TIME`` would give every
+worker one timeline, but only until a Sentinel failover moves the bucket to another host's clock;
+workers on one host share a clock anyway. Two consequences, and their bounds:
+
+* A worker reads its clock before the round trip, so requests can reach Redis in another order
+  than their times. The script keeps each bucket's time monotonic (``now`` is at least the time
+  it was last charged at), so a burst of N at once still admits exactly N. The embedded store
+  reads the clock under its lock, so its times already arrive in order.
+* Between hosts, if the workers' clocks differ by at most ``D`` ms, every admitted run from ``a``
+  to ``b`` still obeys ``N + (b - a + D) // T``: skew admits at most ``ceil(D / T)`` extra
+  requests, or makes a refused client wait up to ``D`` longer. NTP keeps ``D`` to milliseconds and
+  the default limits' ``T`` is minutes, so skew changes nothing there; only a limit whose interval
+  nears the skew (thousands per second) would notice. A clock grossly ahead fails closed: the
+  buckets it charges refuse everyone until that time, and at most for the bucket's longest window
+  after its last admission, when Redis (on its own clock) expires the key.
 """
 
 from __future__ import annotations
@@ -140,9 +156,10 @@ def rate_limit_headers(
     return headers
 
 
-def script_args(limits: tuple[Limit, ...]) -> list[str | int]:
-    """The ARGV of ``storage/lua/ratelimit.lua`` for ``limits``."""
-    args: list[str | int] = [len(limits)]
+def script_args(limits: tuple[Limit, ...], now_ms: int) -> list[str | int]:
+    """The ARGV of ``storage/lua/ratelimit.lua`` for ``limits``, checked at ``now_ms`` (epoch
+    ms, the caller's clock)."""
+    args: list[str | int] = [now_ms, len(limits)]
     for limit in limits:
         args += [limit.field, limit.interval_ms, limit.window_ms]
     return args

@@ -34,6 +34,7 @@ from .base import (
     Outcome,
     client_key,
     counter_key,
+    now_ms,
     rate_key,
     token_key,
     used_key,
@@ -67,8 +68,8 @@ def _digest_of(key: str) -> str:
     return key[key.index("{") + 1 : key.rindex("}")]
 
 
-def register_call(prefix: str, attempt: Attempt) -> tuple[list[str], list[str | int]]:
-    """The KEYS and ARGV of ``register.lua`` for ``attempt``."""
+def register_call(prefix: str, attempt: Attempt, now: int) -> tuple[list[str], list[str | int]]:
+    """The KEYS and ARGV of ``register.lua`` for ``attempt``, rate-limited at ``now`` (ms)."""
     keys = [
         client_key(prefix, attempt.client_id),
         rate_key(prefix, attempt.bucket),
@@ -80,7 +81,7 @@ def register_call(prefix: str, attempt: Attempt) -> tuple[list[str], list[str | 
         attempt.idle_ttl_ms,
         attempt.cap,
         1 if attempt.token else 0,
-        *(script_args(attempt.limits) if attempt.limits else [0]),
+        *script_args(attempt.limits, now),
     ]
     return keys, args
 
@@ -162,7 +163,7 @@ class RedisBackend:
         """Decide and store one registration: one EVALSHA, or separate calls on a cluster."""
         if not self.one_node:
             return self._register_in_steps(attempt)
-        keys, args = register_call(self.prefix, attempt)
+        keys, args = register_call(self.prefix, attempt, now_ms())
         try:
             if not self.wait_replicas:
                 reply = self._register(keys=keys, args=args)
@@ -258,7 +259,9 @@ class RedisBackend:
     def hit(self, bucket: str, limits: tuple[Limit, ...]) -> RateDecision:
         """Charge one request to ``bucket`` if every limit allows it (one EVALSHA)."""
         try:
-            reply = self._ratelimit(keys=[rate_key(self.prefix, bucket)], args=script_args(limits))
+            reply = self._ratelimit(
+                keys=[rate_key(self.prefix, bucket)], args=script_args(limits, now_ms())
+            )
         except REDIS_ERRORS as exc:
             raise storage_error(exc) from exc
         return decision_from_reply(reply, limits)
@@ -357,7 +360,7 @@ class AsyncRedisBackend:
         """Decide and store one registration: one EVALSHA, or separate calls on a cluster."""
         if not self.one_node:
             return await self._register_in_steps(attempt)
-        keys, args = register_call(self.prefix, attempt)
+        keys, args = register_call(self.prefix, attempt, now_ms())
         try:
             if not self.wait_replicas:
                 reply = await self._register(keys=keys, args=args)
@@ -444,7 +447,7 @@ class AsyncRedisBackend:
         """Charge one request to ``bucket`` if every limit allows it (one EVALSHA)."""
         try:
             reply = await self._ratelimit(
-                keys=[rate_key(self.prefix, bucket)], args=script_args(limits)
+                keys=[rate_key(self.prefix, bucket)], args=script_args(limits, now_ms())
             )
         except REDIS_ERRORS as exc:
             raise storage_error(exc) from exc

@@ -216,7 +216,7 @@ def test_rate_limit_admits_exactly_the_limit_from_one_address(
     assert rate_buckets(redis_db) == {ip_key("127.0.0.1")}
     bucket = ip_key("127.0.0.1")
     assert redis_db.type(bucket) == "hash"
-    assert set(redis_db.hkeys(bucket)) == {"10/60"}
+    assert set(redis_db.hkeys(bucket)) == {"10/60", "clock"}
     assert 0 < redis_db.pttl(bucket) <= 60_000
 
     # A refusal the process remembers is answered before the body is read: headers announcing
@@ -664,13 +664,14 @@ def test_lua_and_python_rate_limits_decide_alike(
         if not lua.allowed:
             assert lua.retry_after_seconds >= 1
 
-    # The buckets: hashes under <prefix>:rate:{ip:...}, one field per limit, expiring.
+    # The buckets: hashes under <prefix>:rate:{ip:...}, one field per limit and the time it was
+    # last charged at (the script keeps each bucket's time monotonic), expiring.
     longest_ms = max(lim.period for lim in limits) * 1000
     for bucket in ("ip:198.51.100.1", "ip:198.51.100.2"):
         key = f"{key_prefix}:rate:{{{bucket}}}"
         assert key == rate_key(key_prefix, bucket)
         assert redis_db.type(key) == "hash"
-        assert set(redis_db.hkeys(key)) == {lim.field for lim in limits}
+        assert set(redis_db.hkeys(key)) == {lim.field for lim in limits} | {"clock"}
         assert 0 < redis_db.pttl(key) <= longest_ms
     assert rate_buckets(redis_db, key_prefix) == {
         rate_key(key_prefix, "ip:198.51.100.1"),

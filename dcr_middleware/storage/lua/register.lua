@@ -4,14 +4,14 @@
 -- same decisions in separate calls instead).
 -- KEYS: 1 the client's record, 2 the rate-limit bucket, 3 the client counter, 4 the minted token.
 -- ARGV: 1 the record, 2 its idle TTL in ms (0: none), 3 the client cap (0: none), 4 take a
--- token use (1/0), 5 the number of limits (0: no rate limit), then per limit (field, interval
--- ms, window ms).
+-- token use (1/0), 5 now (epoch ms, the caller's clock), 6 the number of limits (0: no rate
+-- limit), then per limit (field, interval ms, window ms).
 -- Returns {outcome, then gcra()'s reply when a limit was checked}; outcome: 1 created,
 -- 2 rate limited, 3 at the client cap, 4 the id holds another client, 5 the token is used up.
 -- Only a refusal by the rate limit itself, an id collision and a retry leave the bucket
 -- uncharged. Re-sending the identical record (a retry after a lost reply) returns 1 again and
 -- charges nothing twice, so a registration whose outcome is unknown is safe to retry.
-local limited = tonumber(ARGV[5]) > 0
+local limited = tonumber(ARGV[6]) > 0
 local reply, charge = {}, function() end
 if limited then
   reply, charge = gcra(KEYS[2], ARGV, 5)
