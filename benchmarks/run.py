@@ -839,13 +839,28 @@ def _paired(case: dict[str, Any], baseline: dict[str, Any]) -> float | None:
     return round(statistics.median(pairs), 3) if pairs else None
 
 
+def unexpected_answers(row: dict[str, Any], expect: int) -> str | None:
+    """Why a case's figures cannot back a verdict, or ``None``: answers the case does not expect
+    (non-2xx when it expects a 2xx; 2xx when it expects a refusal such as 429) or failed
+    requests, in any round. A server that starts refusing or failing mid-run answers faster, so
+    its req/s would count refusals as throughput."""
+    requests, non_2xx = row.get("requests", 0), row.get("non_2xx", 0)
+    wrong = non_2xx if 200 <= expect < 300 else requests - non_2xx
+    problems = [f"{wrong} of {requests} answers not {expect}"] if wrong else []
+    if row.get("errors", 0):
+        problems.append(f"{row['errors']} failed requests")
+    return ", ".join(problems) or None
+
+
 def ratios(cases: dict[str, Any], costs: dict[str, Any]) -> list[dict[str, Any]]:
     """Each target as a ratio of medians measured in this run; PASS or MISS, never asserted.
 
     Beside it, two checks on the noise: the median of per-round ratios (each round's pair measured
     minutes apart at most), and the inverse ratio of server CPU per request (baseline / case), which
-    moves less than req/s when other load shares the machine. The verdict is on the first.
+    moves less than req/s when other load shares the machine. The verdict is on the first. It is
+    INVALID when the case or its baseline got answers it does not expect, or failed requests.
     """
+    expected = {c.name: c.expect for c in CASES}
     lines = []
     for what, case, baseline, target in TARGETS:
         row, base = cases.get(case, {}), cases.get(baseline, {})
@@ -856,6 +871,13 @@ def ratios(cases: dict[str, Any], costs: dict[str, Any]) -> list[dict[str, Any]]
         verdict = "n/a" if ratio is None else ("PASS" if ratio >= target else "MISS")
         if what.startswith("noise") and ratio is not None:
             verdict = "info"  # how far two identical servers drift: not a target
+        invalid = [
+            f"{name}: {problem}"
+            for name, figures in ((case, row), (baseline, base))
+            if (problem := unexpected_answers(figures, expected[name]))
+        ]
+        if invalid and ratio is not None:
+            verdict = "INVALID"
         lines.append(
             {
                 "what": what,
@@ -866,6 +888,7 @@ def ratios(cases: dict[str, Any], costs: dict[str, Any]) -> list[dict[str, Any]]
                 "verdict": verdict,
                 "paired_ratio": _paired(row, base),
                 "cpu_ratio": cpu_ratio,
+                **({"invalid": "; ".join(invalid)} if invalid else {}),
             }
         )
     for label in ("dcr ASGI public", "dcr ASGI confidential", "dcr WSGI confidential"):
@@ -990,6 +1013,8 @@ def render(report: dict[str, Any]) -> str:
                 f"; per-round paired {line.get('paired_ratio')!s}, "
                 f"CPU/request baseline/case {line.get('cpu_ratio')!s}"
             )
+        if line.get("invalid"):
+            extra += f"; INVALID: {line['invalid']}"
         out.append(f"  {line['verdict']:<4} {line['what']}: {ratio} (target {target}{extra})")
     return "\n".join(out)
 

@@ -18,8 +18,25 @@ So a fresh client may make N requests at once, then one more every T; a client i
 back to a full burst. With several limits (``10/minute;200/day``) every one must allow, and only
 then are they all charged, so refused requests cost nothing; that holds across two buckets too
 (an IPv6 address's /64 and its wider prefix, charged together). The same arithmetic runs in Redis
-(``storage/lua/ratelimit.lua``, on the server's clock, in milliseconds) and in the embedded store
+(``storage/lua/gcra.lua``, in milliseconds) and in the embedded store
 (:func:`decide`).
+
+Both take ``now`` from their caller: the app server's wall clock, passed to the script as an
+argument, so the explicit-clock tests run against the Lua too. Redis ``TIME`` would give every
+worker one timeline, but only until a Sentinel failover moves the bucket to another host's clock;
+workers on one host share a clock anyway. Two consequences, and their bounds:
+
+* A worker reads its clock before the round trip, so requests can reach Redis in another order
+  than their times. The script keeps each bucket's time monotonic (``now`` is at least the time
+  it was last charged at), so a burst of N at once still admits exactly N. The embedded store
+  reads the clock under its lock, so its times already arrive in order.
+* Between hosts, if the workers' clocks differ by at most ``D`` ms, every admitted run from ``a``
+  to ``b`` still obeys ``N + (b - a + D) // T``: skew admits at most ``ceil(D / T)`` extra
+  requests, or makes a refused client wait up to ``D`` longer. NTP keeps ``D`` to milliseconds and
+  the default limits' ``T`` is minutes, so skew changes nothing there; only a limit whose interval
+  nears the skew (thousands per second) would notice. A clock grossly ahead fails closed: the
+  buckets it charges refuse everyone until that time, and at most for the bucket's longest window
+  after its last admission, when Redis (on its own clock) expires the key.
 """
 
 from __future__ import annotations
@@ -213,13 +230,14 @@ def rate_limit_headers(
     return headers
 
 
-def script_args(limits: tuple[Limit, ...]) -> list[str | int]:
-    """The ARGV of ``storage/lua/ratelimit.lua`` for ``limits``: the own bucket's group, then
-    the other bucket's when there is one (each: n, then field, interval, window per limit)."""
+def script_args(limits: tuple[Limit, ...], now_ms: int) -> list[str | int]:
+    """The ARGV of ``storage/lua/ratelimit.lua`` for ``limits``, checked at ``now_ms`` (epoch ms,
+    the caller's clock): the own bucket's group, then the other bucket's when there is one (each:
+    now, n, then field, interval, window per limit)."""
     args: list[str | int] = []
     for group in (own_part(limits), wide_part(limits)[1]):
         if group or not args:
-            args.append(len(group))
+            args += [now_ms, len(group)]
             for limit in group:
                 args += [limit.field, limit.interval_ms, limit.window_ms]
     return args

@@ -3,10 +3,17 @@
 from __future__ import annotations
 
 import enum
+import time
 from dataclasses import dataclass
 from typing import Protocol
 
 from ..ratelimit import Limit, RateDecision
+
+
+def now_ms() -> int:
+    """The app server's wall clock, in epoch ms: the time the Redis scripts decide rate limits
+    at, as the embedded store does (``ratelimit.py`` says why not Redis ``TIME``)."""
+    return int(time.time() * 1000)
 
 
 def client_key(prefix: str, client_id: str) -> str:

@@ -44,6 +44,7 @@ from .base import (
     Outcome,
     client_key,
     counter_key,
+    now_ms,
     rate_key,
     token_key,
     used_key,
@@ -78,8 +79,8 @@ def _digest_of(key: str) -> str:
     return key[key.index("{") + 1 : key.rindex("}")]
 
 
-def register_call(prefix: str, attempt: Attempt) -> tuple[list[str], list[str | int]]:
-    """The KEYS and ARGV of ``register.lua`` for ``attempt``."""
+def register_call(prefix: str, attempt: Attempt, now: int) -> tuple[list[str], list[str | int]]:
+    """The KEYS and ARGV of ``register.lua`` for ``attempt``, rate-limited at ``now`` (ms)."""
     keys = [
         client_key(prefix, attempt.client_id),
         rate_key(prefix, attempt.bucket),
@@ -92,7 +93,7 @@ def register_call(prefix: str, attempt: Attempt) -> tuple[list[str], list[str | 
         attempt.idle_ttl_ms,
         attempt.cap,
         1 if attempt.token else 0,
-        *(script_args(attempt.limits) if attempt.limits else [0]),
+        *script_args(attempt.limits, now),
     ]
     return keys, args
 
@@ -181,7 +182,7 @@ class RedisBackend:
         """Decide and store one registration: one EVALSHA, or separate calls on a cluster."""
         if not self.one_node:
             return self._register_in_steps(attempt)
-        keys, args = register_call(self.prefix, attempt)
+        keys, args = register_call(self.prefix, attempt, now_ms())
         try:
             if not self.wait_replicas:
                 reply = self._register(keys=keys, args=args)
@@ -297,7 +298,7 @@ class RedisBackend:
             return combine(own, attached(self.hit(wide, detached(wide_limits)), wide))
         try:
             keys = rate_keys(self.prefix, bucket, limits)
-            reply = self._ratelimit(keys=keys, args=script_args(limits))
+            reply = self._ratelimit(keys=keys, args=script_args(limits, now_ms()))
         except REDIS_ERRORS as exc:
             raise storage_error(exc) from exc
         return decision_from_reply(reply, limits)
@@ -397,7 +398,7 @@ class AsyncRedisBackend:
         """Decide and store one registration: one EVALSHA, or separate calls on a cluster."""
         if not self.one_node:
             return await self._register_in_steps(attempt)
-        keys, args = register_call(self.prefix, attempt)
+        keys, args = register_call(self.prefix, attempt, now_ms())
         try:
             if not self.wait_replicas:
                 reply = await self._register(keys=keys, args=args)
@@ -502,7 +503,7 @@ class AsyncRedisBackend:
             return combine(own, attached(await self.hit(wide, detached(wide_limits)), wide))
         try:
             keys = rate_keys(self.prefix, bucket, limits)
-            reply = await self._ratelimit(keys=keys, args=script_args(limits))
+            reply = await self._ratelimit(keys=keys, args=script_args(limits, now_ms()))
         except REDIS_ERRORS as exc:
             raise storage_error(exc) from exc
         return decision_from_reply(reply, limits)

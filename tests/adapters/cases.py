@@ -48,6 +48,7 @@ CODE_NOT_ALLOWED = Settings(
 SCOPED = Settings(allowed_scopes=("openid", "profile", "email"), default_scopes=("openid",))
 DEFAULT_SCOPES_ONLY = Settings(default_scopes=("read", "write"))
 INSECURE_HTTP = Settings(allow_insecure_redirect_uris=True)
+LISTED_HOSTS = Settings(allowed_redirect_hosts=("app.example.com", "*.example.org"))
 SECRET_TTL = Settings(client_secret_ttl=3600)
 SMALL_BODIES = Settings(max_body_bytes=100)
 BIG_BODIES = Settings(max_body_bytes=1_000_000)
@@ -399,6 +400,41 @@ REDIRECT_URIS = [
         meta(redirect_uris=["http://localhost.evil.example/cb"]),
         IRU,
         "redirect_uris",
+    ),
+    ok(
+        "redirect-listed-host",
+        meta(redirect_uris=[REDIRECT]),
+        settings=LISTED_HOSTS,
+        expect={"redirect_uris": [REDIRECT]},
+    ),
+    ok(
+        "redirect-listed-wildcard-subdomain",
+        meta(redirect_uris=["https://app.example.org/cb"]),
+        settings=LISTED_HOSTS,
+        expect={"redirect_uris": ["https://app.example.org/cb"]},
+    ),
+    bad(
+        "redirect-listed-wildcard-not-apex",
+        meta(redirect_uris=["https://example.org/cb"]),
+        IRU,
+        "allowed redirect hosts",
+        settings=LISTED_HOSTS,
+    ),
+    # `*.example.org` is a dot-boundary suffix: a lookalike domain that merely ends in
+    # "example.org" belongs to someone else.
+    bad(
+        "redirect-listed-wildcard-lookalike",
+        meta(redirect_uris=["https://evilexample.org/cb"]),
+        IRU,
+        "'evilexample.org' is not in this server's allowed redirect hosts",
+        settings=LISTED_HOSTS,
+    ),
+    bad(
+        "redirect-unlisted-host",
+        meta(redirect_uris=["https://evil.example.net/cb"]),
+        IRU,
+        "allowed redirect hosts",
+        settings=LISTED_HOSTS,
     ),
     bad("redirect-relative-path", meta(redirect_uris=["/cb"]), IRU, "redirect_uris"),
     bad("redirect-relative-name", meta(redirect_uris=["cb"]), IRU, "redirect_uris"),

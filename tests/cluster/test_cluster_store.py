@@ -237,12 +237,22 @@ def test_cli_clients_list_shows_clients_of_every_node(
     assert report["redis_version"]
 
 
+@pytest.mark.parametrize("full_coverage", ["no", "yes"])
 @pytest.mark.parametrize("api", ["sync", "async"])
 async def test_cluster_dead_node_raises_storage_error_and_others_still_answer(
-    own_cluster: Cluster, key_prefix: str, api: str
+    own_cluster: Cluster, key_prefix: str, api: str, full_coverage: str
 ) -> None:
-    """A killed primary: its slots give ``StorageError`` (the 503 of the middlewares) while
-    the other primaries' clients stay readable; nothing else escapes."""
+    """A killed primary (no replica): its slots give ``StorageError`` (the 503 of the
+    middlewares). The other primaries' clients stay readable until the cluster marks the node
+    failed (``cluster-node-timeout``, 2 s here); after that, with
+    ``cluster-require-full-coverage no`` they still are, and with the default (``yes``) the whole
+    cluster answers ``CLUSTERDOWN``, which is ``StorageError`` too. Nothing else escapes."""
+    for node in own_cluster.nodes:
+        admin = node.client()
+        try:
+            admin.config_set("cluster-require-full-coverage", full_coverage)
+        finally:
+            admin.close()
     settings = Settings(redis_url=own_cluster.url, redis_cluster=True, key_prefix=key_prefix)
     seed = ClientStore(settings)
     try:
@@ -251,34 +261,54 @@ async def test_cluster_dead_node_raises_storage_error_and_others_still_answer(
             seed.create(client)
     finally:
         seed.close()
-    victim = own_cluster.nodes[-1]
+    victim, witness = own_cluster.nodes[-1], own_cluster.nodes[0]
     admin = victim.client()
     try:
         on_victim = {k for k in admin.scan_iter(match=f"{key_prefix}:*")}
     finally:
         admin.close()
-    assert on_victim
+    lost = [c for c in clients if client_key(key_prefix, c.client_id) in on_victim]
+    survivors = [c for c in clients if client_key(key_prefix, c.client_id) not in on_victim]
+    assert lost
+    assert survivors
+
+    def victim_failed() -> bool:
+        """The witness flags the victim ``fail`` (agreed by a majority), not just ``fail?``."""
+        watcher = witness.client()
+        try:
+            nodes = watcher.cluster("nodes")
+        finally:
+            watcher.close()
+        return "fail" in nodes[victim.address]["flags"].split(",")
+
+    async def read_back() -> None:
+        for client in lost:
+            with pytest.raises(StorageError):
+                await opened.get(client.client_id)
+        with pytest.raises(StorageError):
+            await opened.authenticate(lost[0].client_id, "secret")
+        for client in survivors:
+            assert await opened.get(client.client_id) == client
+
     # Open the store (and read the slot map) first, then crash the node under it.
     opened = SyncFacade(ClientStore(settings)) if api == "sync" else AsyncClientStore(settings)
     try:
-        assert await opened.get(clients[0].client_id) == clients[0]
+        assert await opened.get(survivors[0].client_id) == survivors[0]
         victim.stop(signal.SIGKILL)
-        for client in clients:
-            if client_key(key_prefix, client.client_id) in on_victim:
+        try:
+            await read_back()
+        except StorageError:
+            # A survivor refused: only allowed once the cluster is down (the node timeout
+            # passed on a slow machine), and only with full coverage required.
+            assert full_coverage == "yes"
+            assert victim_failed()
+        wait_for(victim_failed, "the survivors to flag the killed node as failed")
+        if full_coverage == "no":
+            await read_back()
+        else:
+            for client in clients:
                 with pytest.raises(StorageError):
                     await opened.get(client.client_id)
-                with pytest.raises(StorageError):
-                    await opened.authenticate(client.client_id, "secret")
-                break
-        survivors = [c for c in clients if client_key(key_prefix, c.client_id) not in on_victim]
-        # Until the other nodes mark the dead one failed (cluster-node-timeout, 2 s here) they
-        # still serve their own slots; after that the whole cluster answers CLUSTERDOWN.
-        # Either way, only StorageError may come out.
-        try:
-            survivor = await opened.get(survivors[0].client_id)
-        except StorageError:
-            survivor = survivors[0]  # CLUSTERDOWN already
-        assert survivor == survivors[0]
     finally:
         await opened.close()
 

@@ -173,7 +173,7 @@ def test_ipv6_slash_64_and_slash_48_charged_in_one_round_trip(
     # remembered the /48's refusal; the rest were refused without a Redis call.
     assert sent_by_clients(calls) == ["EVALSHA"] * 11
     wide = rate_key(key_prefix, "ip:2001:db8:1::/48")
-    assert redis_db.hgetall(wide).keys() == {"10/60"}
+    assert redis_db.hgetall(wide).keys() == {"10/60", "clock"}
     assert 0 < redis_db.pttl(wide) <= 60_000
     assert redis_db.exists(rate_key(key_prefix, "ip:2001:db8:1:9::/64"))
     assert not redis_db.exists(rate_key(key_prefix, "ip:2001:db8:1:a::/64"))  # refused: free

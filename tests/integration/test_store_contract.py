@@ -119,8 +119,9 @@ async def test_store_create_never_overwrites_other_client(store: Store) -> None:
     other, _ = new_client({"redirect_uris": ["https://other.example.com/cb"]})
     impostor = dataclasses.replace(other, client_id=first.client_id)
     await store.create(first)
-    with pytest.raises(StorageError):
+    with pytest.raises(StorageError) as raised:
         await store.create(impostor)
+    assert_lost_race(raised.value, first.client_id)
     assert await store.get(first.client_id) == first
     assert first_secret is not None
     assert await store.authenticate(first.client_id, first_secret) == first
@@ -219,25 +220,36 @@ async def test_store_concurrent_creates_of_one_id_have_one_winner(
     )
 
 
+def assert_lost_race(error: Exception | None, client_id: str) -> None:
+    """A create that lost the race for ``client_id``: the collision, not an outage (both are
+    ``StorageError``; an outage during the race must not pass for a lost race)."""
+    assert type(error) is StorageError, repr(error)
+    assert str(error) == f"client id {client_id} is already taken; retry the registration"
+
+
 async def assert_one_winner(settings: Settings, *, asynchronous: bool) -> None:
     """20 different records race for one client id (all at once, through the asyncio or the
-    blocking store): exactly one create succeeds and its record is the one stored."""
+    blocking store): exactly one create succeeds, every other one fails as a collision, and the
+    record stored is the winner's."""
     base, _ = new_client()
     rivals = [
         dataclasses.replace(base, metadata={**base.metadata, "client_name": f"rival {n}"})
         for n in range(20)
     ]
-    outcomes: list[bool] = []
+    # Each rival and what its create raised (None: it was stored).
+    outcomes: list[tuple[RegisteredClient, Exception | None]] = []
     if asynchronous:
         async_store = AsyncClientStore(settings)
         try:
 
-            async def attempt(client: RegisteredClient) -> bool:
+            async def attempt(
+                client: RegisteredClient,
+            ) -> tuple[RegisteredClient, Exception | None]:
                 try:
                     await async_store.create(client)
-                except StorageError:
-                    return False
-                return True
+                except StorageError as exc:
+                    return client, exc
+                return client, None
 
             outcomes = list(await asyncio.gather(*(attempt(c) for c in rivals)))
             stored = await async_store.get(base.client_id)
@@ -250,13 +262,13 @@ async def assert_one_winner(settings: Settings, *, asynchronous: bool) -> None:
 
         def run(client: RegisteredClient) -> None:
             barrier.wait()
+            error: Exception | None = None
             try:
                 sync_store.create(client)
-                ok = True
-            except StorageError:
-                ok = False
+            except StorageError as exc:
+                error = exc
             with lock:
-                outcomes.append(ok)
+                outcomes.append((client, error))
 
         threads = [threading.Thread(target=run, args=(c,)) for c in rivals]
         for thread in threads:
@@ -268,8 +280,12 @@ async def assert_one_winner(settings: Settings, *, asynchronous: bool) -> None:
         finally:
             sync_store.close()
     assert len(outcomes) == len(rivals)
-    assert outcomes.count(True) == 1
-    assert stored in rivals
+    winners = [client for client, error in outcomes if error is None]
+    assert len(winners) == 1, f"{len(winners)} creates succeeded"
+    for _, error in outcomes:
+        if error is not None:
+            assert_lost_race(error, base.client_id)
+    assert stored == winners[0]
 
 
 @pytest.mark.parametrize("kind", ["memory", pytest.param("redis", marks=pytest.mark.redis)])

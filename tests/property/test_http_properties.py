@@ -424,14 +424,21 @@ def rig(make_rig: Callable[..., Rig]) -> Rig:
 def check_answer(answer: Answer, allowed: frozenset[int], method: str = "POST") -> None:
     """A middleware answer: documented status; JSON error object with the status's RFC code."""
     assert answer.status in allowed, f"undocumented status {answer.status}: {answer.body!r}"
-    if method == "HEAD":  # the servers send no body, Starlette and WebOb none either
-        assert answer.body == b""
-        return
-    if answer.status == 204:
+    # Every answer of the middleware, bodyless ones included (a 204 to DELETE, RFC 7592 §2.3;
+    # HEAD), is kept out of caches: it carries or concerns credentials. Except a granted CORS
+    # preflight: RFC 9110 §9.3.7 "Responses to the OPTIONS method are not cacheable", and the
+    # browser's preflight cache follows Access-Control-Max-Age.
+    preflight = (
+        method == "OPTIONS"
+        and answer.status == 204
+        and "access-control-allow-origin" in answer.headers
+    )
+    if not preflight:
+        assert answer.headers.get("cache-control") == "no-store"
+    if method == "HEAD" or answer.status == 204:  # no body: servers send none to HEAD
         assert answer.body == b""
         return
     assert answer.headers["content-type"] == "application/json"
-    assert answer.headers.get("cache-control") == "no-store"
     body = answer.json()
     assert isinstance(body, dict)
     if answer.status < 400:

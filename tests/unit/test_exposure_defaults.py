@@ -49,9 +49,9 @@ def test_wide_bucket_names_the_prefix(address: str | None, prefix: int, expected
 
 
 def test_script_args_put_each_bucket_in_its_own_group() -> None:
-    assert script_args(OWN) == [1, "2/60", 30000, 60000]
-    assert script_args(BOTH) == [1, "2/60", 30000, 60000, 1, "10/60", 6000, 60000]
-    assert script_args(()) == [0]
+    assert script_args(OWN, 7) == [7, 1, "2/60", 30000, 60000]
+    assert script_args(BOTH, 7) == [7, 1, "2/60", 30000, 60000, 7, 1, "10/60", 6000, 60000]
+    assert script_args((), 7) == [7, 0]
     assert own_part(BOTH) == OWN
     assert wide_part(BOTH) == (WIDE, BOTH[1:])
     assert wide_part(OWN) == ("", ())

@@ -1,11 +1,8 @@
 """Rate limiting: policy syntax, the GCRA decision on explicit clocks, the RateLimit header
 fields (draft-ietf-httpapi-ratelimit-headers-10) and the Redis script's argument/reply format.
 
-GCRA semantics pinned here, for a limit "N per P" with emission interval ``T = P / N`` (whole
-milliseconds, rounded down): a fresh bucket admits exactly N at once, then one more every T; a
-refused request costs nothing; a bucket left idle for P admits N at once again. So the tight
-bound for any run of admitted requests from time ``a`` to time ``b`` is ``N + (b - a) // T``: a
-window of length P can hold up to 2N (N at its start, one per T after), not N.
+The explicit-clock cases (tests/support/gcra_cases.py, which states the GCRA semantics they pin)
+run here against :func:`decide`, and in tests/integration/test_ratelimit_lua.py against the Lua.
 """
 
 from __future__ import annotations
@@ -15,6 +12,7 @@ import math
 import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
+from support.gcra_cases import CASES, NOW, Case, burst
 
 from dcr_middleware.ratelimit import (
     Limit,
@@ -25,8 +23,6 @@ from dcr_middleware.ratelimit import (
     rate_limit_headers,
     script_args,
 )
-
-NOW = 1_700_000_000_000  # an arbitrary epoch time in ms; every test passes its own clock
 
 PROPERTY = settings(
     max_examples=200,
@@ -51,14 +47,6 @@ class Bucket:
         if new_tats is not None:
             self.tats = list(new_tats)
         return decision
-
-    def burst(self, now_ms: int) -> int:
-        """How many requests at ``now_ms`` are admitted before the first refusal."""
-        admitted = 0
-        while self.hit(now_ms).allowed:
-            admitted += 1
-            assert admitted <= 10_000, "a burst never ends"
-        return admitted
 
 
 # --- syntax -------------------------------------------------------------------------------------
@@ -152,151 +140,10 @@ def test_limit_interval_and_field(limit: Limit, interval_ms: int, field: str) ->
 
 # --- GCRA on an explicit clock ------------------------------------------------------------------
 
-SPECS = [
-    pytest.param("1/second", id="1-per-second"),
-    pytest.param("3/minute", id="3-per-minute"),
-    pytest.param("10/minute", id="10-per-minute"),
-    pytest.param("7/minute", id="7-per-minute-uneven"),
-    pytest.param("48/second", id="48-per-second-uneven"),
-    pytest.param("450/minute", id="450-per-minute-uneven"),
-    pytest.param("20/hour", id="20-per-hour"),
-    pytest.param("200/day", id="200-per-day"),
-]
 
-
-@pytest.mark.parametrize("spec", SPECS)
-def test_decide_fresh_bucket_admits_exactly_n_at_once(spec: str) -> None:
-    bucket = Bucket(spec)
-    assert bucket.burst(NOW) == bucket.limits[0].count
-    refused = bucket.hit(NOW)
-    assert not refused.allowed
-    assert refused.remaining == 0
-
-
-@pytest.mark.parametrize(
-    ("spec", "offset_ms", "retry_after", "next_allowed_ms"),
-    [
-        # After a burst at NOW the next request is due one interval later, at NOW + T.
-        pytest.param("3/minute", 0, 20, 20_000, id="3-per-minute-at-burst"),
-        pytest.param("3/minute", 500, 20, 20_000, id="3-per-minute-rounded-up"),
-        pytest.param("3/minute", 19_000, 1, 20_000, id="3-per-minute-almost-due"),
-        pytest.param("3/minute", 19_999, 1, 20_000, id="3-per-minute-1ms-early"),
-        pytest.param("7/minute", 0, 9, 8_571, id="7-per-minute-ceiling"),
-        pytest.param("1/second", 0, 1, 1_000, id="1-per-second"),
-        pytest.param("20/hour", 60_000, 120, 180_000, id="20-per-hour"),
-    ],
-)
-def test_decide_retry_after_is_ceiling_of_the_wait(
-    spec: str, offset_ms: int, retry_after: int, next_allowed_ms: int
-) -> None:
-    bucket = Bucket(spec)
-    bucket.burst(NOW)
-    refused = bucket.hit(NOW + offset_ms)
-    assert not refused.allowed
-    assert refused.retry_after_seconds == retry_after
-    assert refused.retry_after_seconds == math.ceil((next_allowed_ms - offset_ms) / 1000)
-    assert not bucket.hit(NOW + next_allowed_ms - 1).allowed
-    assert bucket.hit(NOW + next_allowed_ms).allowed
-
-
-@pytest.mark.parametrize("spec", SPECS)
-def test_decide_retry_after_is_never_too_early(spec: str) -> None:
-    bucket = Bucket(spec)
-    bucket.burst(NOW)
-    refused = bucket.hit(NOW + 1)
-    assert bucket.hit(NOW + 1 + refused.retry_after_seconds * 1000).allowed
-
-
-@pytest.mark.parametrize("spec", SPECS)
-def test_decide_steady_rate_of_one_per_interval_is_allowed_forever(spec: str) -> None:
-    bucket = Bucket(spec)
-    limit = bucket.limits[0]
-    for k in range(2000):
-        decision = bucket.hit(NOW + k * limit.interval_ms)
-        assert decision.allowed, k
-        assert decision.remaining == limit.count - 1
-
-
-@pytest.mark.parametrize("spec", SPECS)
-def test_decide_after_a_burst_admits_one_per_interval(spec: str) -> None:
-    bucket = Bucket(spec)
-    limit = bucket.limits[0]
-    bucket.burst(NOW)
-    for k in range(1, 300):
-        now = NOW + k * limit.interval_ms
-        assert not bucket.hit(now - 1).allowed, k
-        assert bucket.hit(now).allowed, k
-        assert not bucket.hit(now).allowed, k
-
-
-@pytest.mark.parametrize("spec", SPECS)
-def test_decide_idle_for_the_period_restores_the_full_burst(spec: str) -> None:
-    bucket = Bucket(spec)
-    limit = bucket.limits[0]
-    bucket.burst(NOW)
-    assert bucket.burst(NOW + limit.period * 1000) == limit.count
-
-
-@pytest.mark.parametrize(
-    ("spec", "idle_ms", "burst"),
-    [
-        pytest.param("3/minute", 59_999, 2, id="3-per-minute-1ms-short"),
-        pytest.param("3/minute", 40_000, 2, id="3-per-minute-two-intervals"),
-        pytest.param("3/minute", 39_999, 1, id="3-per-minute-just-short-of-two"),
-        pytest.param("10/minute", 6_000, 1, id="10-per-minute-one-interval"),
-        pytest.param("10/minute", 30_000, 5, id="10-per-minute-half-period"),
-    ],
-)
-def test_decide_partial_idle_restores_one_per_interval(spec: str, idle_ms: int, burst: int) -> None:
-    bucket = Bucket(spec)
-    bucket.burst(NOW)
-    assert bucket.burst(NOW + idle_ms) == burst
-
-
-@pytest.mark.parametrize(
-    "spec",
-    [
-        pytest.param("3/minute", id="3-per-minute"),
-        pytest.param("10/minute", id="10-per-minute"),
-        pytest.param("20/hour", id="20-per-hour"),
-    ],
-)
-def test_decide_a_window_of_one_period_can_hold_2n(spec: str) -> None:
-    # The tight bound: N at the window's start, then one every T up to and including its end.
-    bucket = Bucket(spec)
-    limit = bucket.limits[0]
-    admitted = bucket.burst(NOW)
-    for k in range(1, limit.count + 1):
-        admitted += bucket.burst(NOW + k * limit.interval_ms)
-    assert admitted == 2 * limit.count
-
-
-def test_decide_with_two_limits_the_stricter_binds() -> None:
-    bucket = Bucket("3/minute;5/hour")
-    minute, hour = bucket.limits
-    # First the minute limit binds: 3 at once.
-    first = bucket.hit(NOW)
-    assert (first.allowed, first.limit, first.remaining, first.reset_seconds) == (
-        True,
-        minute,
-        2,
-        20,
-    )
-    assert bucket.burst(NOW) == 2
-    refused = bucket.hit(NOW)
-    assert (refused.allowed, refused.limit, refused.retry_after_seconds) == (False, minute, 20)
-    # A minute later the minute limit has room for 3 more, but the hour limit for only 2.
-    later = NOW + 60_000
-    fourth = bucket.hit(later)
-    assert (fourth.allowed, fourth.limit, fourth.remaining) == (True, hour, 1)
-    assert bucket.hit(later).allowed
-    sixth = bucket.hit(later)
-    assert not sixth.allowed
-    assert sixth.limit == hour
-    # Hour TAT is NOW + 5 * 720 s; the sixth is due at NOW + 720 s, 660 s after `later`.
-    assert sixth.retry_after_seconds == 660
-    assert not bucket.hit(NOW + 720_000 - 1).allowed
-    assert bucket.hit(NOW + 720_000).allowed
+@pytest.mark.parametrize("case", CASES)
+def test_decide_explicit_clock(case: Case) -> None:
+    case(Bucket)
 
 
 def test_decide_refused_requests_charge_no_bucket() -> None:
@@ -310,37 +157,6 @@ def test_decide_refused_requests_charge_no_bucket() -> None:
     decision, new_tats = decide(tats, NOW + 20_000, limits)
     assert decision.allowed
     assert new_tats == [NOW + 80_000, NOW + 1_440_000]
-
-
-@pytest.mark.parametrize(
-    ("spec", "times_ms", "remaining", "reset"),
-    [
-        pytest.param("10/minute", [0], 9, 6, id="fresh"),
-        pytest.param("10/minute", [0, 0], 8, 12, id="second-at-once"),
-        pytest.param("10/minute", [0] * 10, 0, 60, id="last-of-burst"),
-        pytest.param("10/minute", [0, 3_000], 8, 9, id="half-interval-later"),
-        pytest.param("10/minute", [0, 6_000], 9, 6, id="one-interval-later"),
-        pytest.param("10/minute", [0, 600_000], 9, 6, id="long-idle"),
-        pytest.param("7/minute", [0], 6, 9, id="uneven-reset-rounded-up"),
-        pytest.param("3/minute;200/day", [0], 2, 20, id="binding-is-least-remaining"),
-    ],
-)
-def test_decide_remaining_and_reset(
-    spec: str, times_ms: list[int], remaining: int, reset: int
-) -> None:
-    bucket = Bucket(spec)
-    decisions = [bucket.hit(NOW + t) for t in times_ms]
-    last = decisions[-1]
-    assert all(d.allowed for d in decisions)
-    assert (last.remaining, last.reset_seconds, last.retry_after_seconds) == (remaining, reset, 0)
-
-
-def test_decide_refusal_reports_zero_remaining_and_the_wait_as_reset() -> None:
-    bucket = Bucket("10/minute")
-    bucket.burst(NOW)
-    refused = bucket.hit(NOW + 1_000)
-    # 10/minute: one every 6 s; 1 s after a burst of 10 the 11th waits 5 s (5,000 ms exactly).
-    assert refused == RateDecision(False, Limit(10, 60), 0, 5, 5, 5_000)
 
 
 # --- properties ---------------------------------------------------------------------------------
@@ -513,7 +329,7 @@ def test_rate_limit_headers_format(
 
 def test_rate_limit_headers_retry_after_rounds_up_end_to_end() -> None:
     bucket = Bucket("3/minute")
-    bucket.burst(NOW)
+    burst(bucket, NOW)
     refused = bucket.hit(NOW + 500)  # due in 19.5 s
     headers = dict(rate_limit_headers(bucket.limits, refused, "ip"))
     assert headers["Retry-After"] == "20"
@@ -532,16 +348,17 @@ def test_rate_limit_headers_no_retry_after_when_allowed() -> None:
 @pytest.mark.parametrize(
     ("limits", "expected"),
     [
-        pytest.param(TWO, [2, "10/60", 6000, 60000, "200/86400", 432000, 86400000], id="two"),
-        pytest.param((Limit(1, 1),), [1, "1/1", 1000, 1000], id="one"),
+        pytest.param(TWO, [NOW, 2, "10/60", 6000, 60000, "200/86400", 432000, 86400000], id="two"),
+        pytest.param((Limit(1, 1),), [NOW, 1, "1/1", 1000, 1000], id="one"),
         # The burst window is N whole intervals, so N at once even when P / N is rounded down.
-        pytest.param((Limit(7, 60),), [1, "7/60", 8571, 59997], id="uneven"),
-        pytest.param((Limit(450, 60),), [1, "450/60", 133, 59850], id="uneven-large"),
-        pytest.param((), [0], id="none"),
+        pytest.param((Limit(7, 60),), [NOW, 1, "7/60", 8571, 59997], id="uneven"),
+        pytest.param((Limit(450, 60),), [NOW, 1, "450/60", 133, 59850], id="uneven-large"),
+        pytest.param((), [NOW, 0], id="none"),
     ],
 )
 def test_script_args_layout(limits: tuple[Limit, ...], expected: list[str | int]) -> None:
-    assert script_args(limits) == expected
+    # The caller's clock first: the script decides at the time it is given (see ratelimit.py).
+    assert script_args(limits, NOW) == expected
 
 
 @pytest.mark.parametrize(

@@ -129,3 +129,23 @@ def test_redirect_uri_problem_allow_insecure_only_relaxes_http() -> None:
 )
 def test_web_url_problem(uri: str, https_only: bool, ok: bool) -> None:
     assert (_uris.web_url_problem(uri, https_only=https_only) is None) is ok
+
+
+@pytest.mark.parametrize(
+    ("host", "allowed"),
+    [
+        pytest.param("app.example.com", True, id="exact"),
+        pytest.param("APP.example.com.", True, id="exact-case-and-trailing-dot"),
+        pytest.param("other.example.com", False, id="exact-only"),
+        pytest.param("a.example.org", True, id="wildcard-subdomain"),
+        pytest.param("a.b.example.org", True, id="wildcard-deep-subdomain"),
+        pytest.param("example.org", False, id="wildcard-not-apex"),
+        pytest.param(".example.org", False, id="wildcard-empty-label"),
+        # The lookalike: a registrable name that merely ends in the pattern's text.
+        pytest.param("evilexample.org", False, id="wildcard-lookalike"),
+        pytest.param("a.evilexample.org", False, id="wildcard-lookalike-subdomain"),
+        pytest.param("a.example.org.evil.net", False, id="wildcard-suffix-trick"),
+    ],
+)
+def test_host_allowed(host: str, allowed: bool) -> None:
+    assert _uris.host_allowed(host, ("app.example.com", "*.example.org")) is allowed

@@ -1,13 +1,13 @@
 -- GCRA over a request's own bucket and, when given, a second bucket charged with it (the wider
 -- IPv6 prefix of the client's /64): both must allow, and only then are both charged. Prepended
 -- after gcra.lua to ratelimit.lua and register.lua; ratelimit.combine() is the Python twin.
--- argv[first]: n, then n (field, interval, window) for key; right after them, when wide_key is
--- given: m, then m triples for wide_key. Returns gcra()'s reply (its limit index counted over
+-- argv[first]: now, n, then n (field, interval, window) for key; right after them, when wide_key
+-- is given: now, m, then m triples for wide_key (gcra()'s layout, once per bucket). Returns gcra()'s reply (its limit index counted over
 -- both groups, own first) and the charge function (nil when refused).
 local function gcra_pair(key, wide_key, argv, first)
   local reply, charge = gcra(key, argv, first)
-  local n = tonumber(argv[first])
-  local second = first + 1 + 3 * n
+  local n = tonumber(argv[first + 1])
+  local second = first + 2 + 3 * n
   if not wide_key or argv[second] == nil then return reply, charge end
   local wide, wide_charge = gcra(wide_key, argv, second)
   wide[2] = wide[2] + n

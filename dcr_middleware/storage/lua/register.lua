@@ -6,15 +6,16 @@
 -- KEYS: 1 the client's record, 2 the rate-limit bucket, 3 the client counter, 4 the minted token,
 -- 5 (optional) a second bucket charged with KEYS[2] (the wider IPv6 prefix).
 -- ARGV: 1 the record, 2 its idle TTL in ms (0: none), 3 the client cap (0: none), 4 take a
--- token use (1/0), 5 the number of limits (0: no rate limit), then per limit (field, interval
--- ms, window ms); with KEYS[5], then the number of its limits and their triples.
+-- token use (1/0), 5 now (epoch ms, the caller's clock), 6 the number of limits (0: no rate
+-- limit), then per limit (field, interval ms, window ms); with KEYS[5], then now again, the
+-- number of its limits and their triples.
 -- Returns {outcome, then gcra()'s reply when a limit was checked}; outcome: 1 created,
 -- 2 rate limited, 3 at the client cap, 4 the id holds another client, 5 the token is used up.
 -- Only a refusal by the rate limit itself, an id collision and a retry leave the bucket
 -- uncharged. A minted token's use is taken only when the client is stored. Re-sending the
 -- identical record (a retry after a lost reply) returns 1 again and charges nothing twice, so a
 -- registration whose outcome is unknown is safe to retry.
-local limited = tonumber(ARGV[5]) > 0
+local limited = tonumber(ARGV[6]) > 0
 local reply, charge = {}, function() end
 if limited then
   reply, charge = gcra_pair(KEYS[2], KEYS[5], ARGV, 5)
