@@ -12,12 +12,18 @@ from typing import Any
 
 import httpx
 import pytest
-from integration.helpers import CONFIDENTIAL, JSON, Server, start_server
+from support import (
+    CONFIDENTIAL,
+    JSON,
+    SENTINEL_MASTER,
+    Cluster,
+    SentinelGroup,
+    Server,
+    start_server,
+)
+from support.stores import store_settings
 
 from dcr_middleware import ClientStore, DCRMiddleware, DCRWSGIMiddleware, Settings
-
-from .test_cluster_store import topology_settings
-from .topology import SENTINEL_MASTER, Cluster, SentinelGroup
 
 pytestmark = [pytest.mark.anyio, pytest.mark.redis]
 
@@ -64,7 +70,7 @@ async def test_middleware_registers_readable_clients_with_abuse_controls_on(
     request: pytest.FixtureRequest, key_prefix: str, topology: str, side: str
 ) -> None:
     """Rate limit, client cap and RFC 7592 reads, all on the cluster / Sentinel master."""
-    settings = topology_settings(
+    settings = store_settings(
         request, topology, key_prefix=key_prefix, rate_limit="5/hour", max_clients=100
     )
     responses = await exchange(side, settings, [("POST", "/register", JSON)] * 6)
@@ -158,7 +164,7 @@ def test_server_registers_on_topology(
             response = http.post("/register", content=BODY, headers=JSON)
             assert response.status_code == 201, response.text
             bodies.append(response.json())
-    store = ClientStore(topology_settings(request, topology, key_prefix=key_prefix))
+    store = ClientStore(store_settings(request, topology, key_prefix=key_prefix))
     try:
         for body in bodies:
             assert store.authenticate(body["client_id"], body["client_secret"]) is not None

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import redis
-from cluster.topology import SENTINEL_MASTER, Node, SentinelGroup, wait_for
+from support import SENTINEL_MASTER, Node, SentinelGroup, wait_for
 
 from dcr_middleware import Settings
 

@@ -15,8 +15,7 @@ from typing import Any
 
 import pytest
 import redis
-from cluster.topology import SentinelGroup
-from integration.helpers import Server
+from support import SentinelGroup, Server
 
 from dcr_middleware import Settings
 

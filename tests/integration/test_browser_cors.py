@@ -27,10 +27,9 @@ from typing import Any
 
 import pytest
 import redis
+from support import CONFIDENTIAL, HOST, Server, stored_records
 
 from dcr_middleware import ClientStore, Settings
-
-from .helpers import CONFIDENTIAL, HOST, Server, stored_records
 
 pytestmark = [pytest.mark.redis, pytest.mark.server]
 

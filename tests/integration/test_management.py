@@ -30,14 +30,7 @@ from typing import Any
 import httpx
 import pytest
 import redis
-
-from dcr_middleware import AsyncClientStore, ClientStore, RegisteredClient, Settings
-from dcr_middleware.errors import ClientCapError, ConflictError
-from dcr_middleware.registration import prepare_registration
-from dcr_middleware.storage.base import client_key, counter_key
-from dcr_middleware.storage.redis import REPLACE_SCRIPT
-
-from .helpers import (
+from support import (
     HOST,
     JSON,
     PUBLIC,
@@ -50,6 +43,12 @@ from .helpers import (
     stored_records,
     wait_workers_ready,
 )
+
+from dcr_middleware import AsyncClientStore, ClientStore, RegisteredClient, Settings
+from dcr_middleware.errors import ClientCapError, ConflictError
+from dcr_middleware.registration import prepare_registration
+from dcr_middleware.storage.base import client_key, counter_key
+from dcr_middleware.storage.redis import REPLACE_SCRIPT
 
 WEB = "https://app.example.com/cb"
 OTHER = "https://app.example.com/other"

@@ -15,10 +15,7 @@ from collections.abc import Callable
 import httpx
 import pytest
 import redis
-
-from dcr_middleware import ClientStore, Settings
-
-from .helpers import (
+from support import (
     APP_BODY,
     CONFIDENTIAL,
     KINDS,
@@ -26,11 +23,14 @@ from .helpers import (
     assert_complete,
     free_port,
     post_many,
+    processes,
     register,
     server_command,
     server_env,
     stored_records,
 )
+
+from dcr_middleware import ClientStore, Settings
 
 pytestmark = [pytest.mark.server, pytest.mark.redis]
 
@@ -144,12 +144,8 @@ def test_server_bad_configuration_exits_nonzero_naming_variable(
         else:
             environ[name] = value
     try:
-        finished = subprocess.run(
-            server_command(kind, free_port()),
-            env=environ,
-            capture_output=True,
-            timeout=60,
-            check=False,
+        finished = processes.run(
+            server_command(kind, free_port()), marker="server", env=environ, timeout=60
         )
     except subprocess.TimeoutExpired as exc:  # the server started despite the bad setting
         pytest.fail(f"{kind} kept running with {env}: {exc.stderr!r}")

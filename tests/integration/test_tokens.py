@@ -27,10 +27,7 @@ from typing import Any
 import httpx
 import pytest
 import redis
-
-from dcr_middleware.storage.base import token_key
-
-from .helpers import (
+from support import (
     CONFIDENTIAL,
     JSON,
     RawResponse,
@@ -42,6 +39,8 @@ from .helpers import (
     send_concurrently,
     stored_records,
 )
+
+from dcr_middleware.storage.base import token_key
 
 pytestmark = pytest.mark.redis
 

@@ -62,7 +62,7 @@ from dcr_middleware.storage.base import client_key
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
-    from integration.helpers import RedisServer
+    from support import RedisServer
 
 pytestmark = [
     pytest.mark.redis,
