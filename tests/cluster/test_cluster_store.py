@@ -108,7 +108,7 @@ def test_cli_clients_list_shows_clients_of_every_node(
     topology: str,
 ) -> None:
     """``clients list`` and ``check`` (run in process: the CLI reads ``os.environ``)."""
-    settings = store_settings(request, topology, key_prefix=key_prefix)
+    settings = store_settings(topology, request, key_prefix=key_prefix)
     store = ClientStore(settings)
     try:
         clients = [new_client()[0] for _ in range(12)]

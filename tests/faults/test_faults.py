@@ -34,7 +34,7 @@ from .harness import (
 from .invariants import LostWritesError, Row, check, table
 from .load import Answer, Load, final_batch
 
-pytestmark = [pytest.mark.redis, pytest.mark.server]
+pytestmark = [pytest.mark.redis, pytest.mark.server, pytest.mark.slow]
 
 FAULTS: dict[str, Callable[[FaultRedis], None]] = {
     "kill -9 + restart": kill_restart,

@@ -99,9 +99,11 @@ def test_reaper_leaves_no_process_when_pytest_is_stopped(tmp_path: Path, sig: in
     (tmp_path / "pytest.ini").write_text("[pytest]\nmarkers =\n    redis\n    server\n")
     base = tmp_path / "basetemp"
     ready = tmp_path / "ready"
-    token = f"LEAK_PROBE_TOKEN={uuid.uuid4().hex}"
+    secret = uuid.uuid4().hex
+    token = f"LEAK_PROBE_TOKEN={secret}"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DCR_", "PYTEST_"))}
-    env |= dict([token.split("=")], LEAK_PROBE_READY=str(ready), PYTHONPATH=str(TESTS_DIR))
+    env |= {"LEAK_PROBE_TOKEN": secret, "LEAK_PROBE_READY": str(ready)}
+    env["PYTHONPATH"] = str(TESTS_DIR)
     argv = [sys.executable, "-m", "pytest", "-c", str(tmp_path / "pytest.ini")]
     argv += ["--rootdir", str(tmp_path), "--basetemp", str(base), "-p", "no:cacheprovider"]
     argv += ["-p", "support.reaper", "-p", "support.fixtures", "-q", "test_probe.py"]

@@ -362,9 +362,9 @@ def test_server_put_is_seen_by_client_store_at_once(
 @pytest.mark.parametrize("kind", SERVER_KINDS)
 @pytest.mark.anyio
 async def test_server_delete_client_no_longer_authenticates(
-    kind: str, serve: Callable[..., Server], redis_url: str, redis_db: redis.Redis
+    kind: str, shared_server: Callable[..., Server], redis_url: str, redis_db: redis.Redis
 ) -> None:
-    server = serve(kind, redis_url)
+    server = shared_server(kind, redis_url)
     settings = Settings(redis_url=redis_url)
     store, async_store = ClientStore(settings), AsyncClientStore(settings)
     try:

@@ -42,9 +42,9 @@ LOAD_DEADLINE = 120.0
 
 @pytest.mark.parametrize("kind", ALL_KINDS)
 def test_server_registers_client_readable_by_client_store(
-    kind: str, serve: Callable[..., Server], redis_url: str, redis_db: redis.Redis
+    kind: str, shared_server: Callable[..., Server], redis_url: str, redis_db: redis.Redis
 ) -> None:
-    server = serve(kind, redis_url)
+    server = shared_server(kind, redis_url)
     with httpx.Client(base_url=server.url, timeout=10) as client:
         response = register(client)
         assert response.status_code == 201, response.text

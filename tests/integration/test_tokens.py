@@ -172,9 +172,9 @@ def test_minted_token_admits_exactly_its_uses_under_concurrency(
 
 @pytest.mark.server
 def test_cli_revoke_makes_a_token_unusable(
-    serve: Callable[..., Server], redis_url: str, redis_db: redis.Redis
+    shared_server: Callable[..., Server], redis_url: str, redis_db: redis.Redis
 ) -> None:
-    server = serve("uvicorn", redis_url, env=REQUIRE, log_level="warning")
+    server = shared_server("uvicorn", redis_url, env=REQUIRE, log_level="warning")
     kept = mint(redis_url, "--uses", "5", "--label", "kept")
     revoked = mint(redis_url, "--uses", "5", "--label", "to revoke")
     assert kept["id"] != revoked["id"]
@@ -203,9 +203,9 @@ def test_cli_revoke_makes_a_token_unusable(
 
 @pytest.mark.server
 def test_cli_expiring_token_refused_once_expired(
-    serve: Callable[..., Server], redis_url: str, redis_db: redis.Redis
+    shared_server: Callable[..., Server], redis_url: str, redis_db: redis.Redis
 ) -> None:
-    server = serve("uvicorn", redis_url, env=REQUIRE, log_level="warning")
+    server = shared_server("uvicorn", redis_url, env=REQUIRE, log_level="warning")
     minted = mint(redis_url, "--uses", "5", "--expires", "3s")
     token = minted["token"]
     assert minted["expires"] == minted["created"] + 3
@@ -224,9 +224,9 @@ def test_cli_expiring_token_refused_once_expired(
 
 @pytest.mark.server
 def test_cli_token_policy_applies_through_redis(
-    serve: Callable[..., Server], redis_url: str, redis_db: redis.Redis
+    shared_server: Callable[..., Server], redis_url: str, redis_db: redis.Redis
 ) -> None:
-    server = serve("uvicorn", redis_url, env=REQUIRE, log_level="warning")
+    server = shared_server("uvicorn", redis_url, env=REQUIRE, log_level="warning")
     minted = mint(
         redis_url,
         "--uses",
