@@ -95,6 +95,7 @@ async def test_middleware_registers_readable_clients_with_abuse_controls_on(
         store.close()
 
 
+@pytest.mark.slow
 # redis.asyncio's cluster client leaves the connections of the nodes it drops from its slot map
 # (after the crash) to the garbage collector, which warns; they are collected in the test.
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
@@ -155,6 +156,7 @@ def test_server_registers_on_topology(
     assert "Traceback" not in server.output()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("side", ["asgi", "wsgi"])
 async def test_sentinel_registration_waits_for_a_replica(
     own_sentinel_group: SentinelGroup, key_prefix: str, side: str

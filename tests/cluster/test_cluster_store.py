@@ -135,6 +135,7 @@ def test_cli_clients_list_shows_clients_of_every_node(
     assert report["redis_version"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("api", ["sync", "async"])
 async def test_cluster_dead_node_raises_storage_error_and_others_still_answer(
     own_cluster: Cluster, key_prefix: str, api: str
@@ -181,6 +182,7 @@ async def test_cluster_dead_node_raises_storage_error_and_others_still_answer(
         await opened.close()
 
 
+@pytest.mark.slow
 async def test_cluster_store_built_while_cluster_is_down_works_once_it_is_up(
     own_cluster: Cluster, key_prefix: str
 ) -> None:
@@ -237,6 +239,7 @@ def test_sentinel_store_writes_to_the_master_and_the_replica_follows(
         replica.close()
 
 
+@pytest.mark.slow
 async def test_sentinel_failover_keeps_clients_and_the_same_stores_write_to_the_new_master(
     own_sentinel_group: SentinelGroup, key_prefix: str
 ) -> None:

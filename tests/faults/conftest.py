@@ -25,8 +25,13 @@ from support.reaper import COSTLY_FIXTURES
 from .harness import SERVER_KINDS, FaultRedis, server_env
 from .invariants import Row, table
 
-# A test using these fixtures starts a Redis and a server: it must say so (support.reaper).
-COSTLY_FIXTURES.update(fault_redis="redis", fault_sentinels="redis", fault_server="server")
+# A test using these fixtures starts a Redis or a server and breaks it: it must say so
+# (support.reaper).
+COSTLY_FIXTURES.update(
+    fault_redis=("redis", "slow"),
+    fault_sentinels=("redis", "slow"),
+    fault_server=("server", "slow"),
+)
 
 
 @pytest.fixture(scope="module")

@@ -568,6 +568,7 @@ def _figures(
         record_figure(f"management_{name}_{key}", value)
 
 
+@pytest.mark.slow
 @pytest.mark.server
 @pytest.mark.redis
 @pytest.mark.parametrize("kind", ["gunicorn", "gunicorn-uvicorn"])
@@ -665,6 +666,7 @@ def test_server_concurrent_puts_without_rotation_lose_no_update(
     )
 
 
+@pytest.mark.slow
 @pytest.mark.server
 @pytest.mark.redis
 @pytest.mark.parametrize("kind", ["gunicorn", "gunicorn-uvicorn"])

@@ -121,6 +121,7 @@ def statuses(responses: Sequence[RawResponse]) -> dict[int, int]:
 # --- exactly N uses under concurrency -----------------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.server
 @pytest.mark.parametrize(
     "kind",

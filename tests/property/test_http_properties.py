@@ -88,7 +88,7 @@ SCALE = 25 if PROFILE == "release" else 1
 BASE = settings.get_profile(f"dcr-http-{PROFILE}")
 if PROFILE == "release":
     # The long run takes longer than the suite's per-test timeout (pytest-timeout, 300 s).
-    pytestmark.append(pytest.mark.timeout(3 * 3600))
+    pytestmark += [pytest.mark.timeout(3 * 3600), pytest.mark.slow]
 
 
 def examples(count: int) -> settings:

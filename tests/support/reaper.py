@@ -14,18 +14,19 @@ import pytest
 
 from . import processes
 
-# Fixtures that start processes, and the marker a test using them (directly or through another
-# fixture) must carry. A folder's own such fixtures are added with ``COSTLY_FIXTURES[name] = ...``
-# from its conftest.
-COSTLY_FIXTURES = {
-    "redis_server": "redis",
-    "own_redis": "redis",
-    "redis_cluster": "redis",
-    "own_cluster": "redis",
-    "sentinel_group": "redis",
-    "own_sentinel_group": "redis",
-    "serve": "server",
-    "shared_server": "server",
+# Fixtures that start processes, and the markers a test using them (directly or through another
+# fixture) must carry: a test that starts a whole topology of its own (seconds to settle, more to
+# fail over) is also ``slow``. A folder's own such fixtures are added from its conftest with
+# ``COSTLY_FIXTURES.update(name=(...))``.
+COSTLY_FIXTURES: dict[str, tuple[str, ...]] = {
+    "redis_server": ("redis",),
+    "own_redis": ("redis",),
+    "redis_cluster": ("redis",),
+    "own_cluster": ("redis", "slow"),
+    "sentinel_group": ("redis",),
+    "own_sentinel_group": ("redis", "slow"),
+    "serve": ("server",),
+    "shared_server": ("server",),
 }
 
 
@@ -37,9 +38,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     unmarked = []
     for item in items:
         for name in getattr(item, "fixturenames", ()):
-            marker = COSTLY_FIXTURES.get(name)
-            if marker is not None and item.get_closest_marker(marker) is None:
-                unmarked.append(f"{item.nodeid} uses {name} without @pytest.mark.{marker}")
+            for marker in COSTLY_FIXTURES.get(name, ()):
+                if item.get_closest_marker(marker) is None:
+                    unmarked.append(f"{item.nodeid} uses {name} without @pytest.mark.{marker}")
     if unmarked:
         raise pytest.UsageError(
             "tests that start processes must say so (scripts/test.sh --quick leaves them "
