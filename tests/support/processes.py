@@ -51,6 +51,7 @@ class MarkerError(Exception):
 _LIVE: dict[int, subprocess.Popen[bytes]] = {}
 # The marker names of the test now running (``None``: not under pytest, nothing to check).
 _current_markers: Callable[[], set[str]] | None = None
+_OWNER = os.getpid()
 _libc: Any = None
 if sys.platform == "linux":
     with contextlib.suppress(OSError):
@@ -164,6 +165,8 @@ def live_pids() -> list[int]:
 
 def reap(wait: float = 5.0) -> None:
     """``SIGKILL`` every group still registered, and wait up to ``wait`` seconds for them."""
+    if os.getpid() != _OWNER:  # a forked copy of pytest: the groups are not its to kill
+        return
     processes = list(_LIVE.values())
     for process in processes:
         _kill_group(process.pid)
@@ -177,8 +180,7 @@ def reap(wait: float = 5.0) -> None:
 def _on_termination(signum: int, frame: FrameType | None) -> None:
     # Kill first (nothing may outlive pytest), then let pytest unwind: its teardown finds the
     # processes gone, and it still reports what ran.
-    for process in list(_LIVE.values()):
-        _kill_group(process.pid)
+    reap(wait=0)
     signal.signal(signum, signal.SIG_DFL)  # a second signal ends pytest at once
     raise KeyboardInterrupt(f"stopped by {signal.Signals(signum).name}")
 
