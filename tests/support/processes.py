@@ -180,7 +180,7 @@ def reap(wait: float = 5.0) -> None:
 def _on_termination(signum: int, frame: FrameType | None) -> None:
     # Kill first (nothing may outlive pytest), then let pytest unwind: its teardown finds the
     # processes gone, and it still reports what ran.
-    reap(wait=0)
+    reap(wait=1.0)  # SIGKILL takes milliseconds; waiting reaps the zombies too
     signal.signal(signum, signal.SIG_DFL)  # a second signal ends pytest at once
     raise KeyboardInterrupt(f"stopped by {signal.Signals(signum).name}")
 
