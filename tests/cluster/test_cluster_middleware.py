@@ -6,18 +6,22 @@ from __future__ import annotations
 import gc
 import json
 import signal
-from collections.abc import Callable, Iterable, Iterator, MutableMapping
-from pathlib import Path
+from collections.abc import Callable, Iterable, MutableMapping
 from typing import Any
 
 import httpx
 import pytest
-from integration.helpers import CONFIDENTIAL, JSON, Server, start_server
+from support import (
+    CONFIDENTIAL,
+    JSON,
+    SENTINEL_MASTER,
+    Cluster,
+    SentinelGroup,
+    Server,
+)
+from support.stores import store_settings
 
 from dcr_middleware import ClientStore, DCRMiddleware, DCRWSGIMiddleware, Settings
-
-from .test_cluster_store import topology_settings
-from .topology import SENTINEL_MASTER, Cluster, SentinelGroup
 
 pytestmark = [pytest.mark.anyio, pytest.mark.redis]
 
@@ -64,8 +68,8 @@ async def test_middleware_registers_readable_clients_with_abuse_controls_on(
     request: pytest.FixtureRequest, key_prefix: str, topology: str, side: str
 ) -> None:
     """Rate limit, client cap and RFC 7592 reads, all on the cluster / Sentinel master."""
-    settings = topology_settings(
-        request, topology, key_prefix=key_prefix, rate_limit="5/hour", max_clients=100
+    settings = store_settings(
+        topology, request, key_prefix=key_prefix, rate_limit="5/hour", max_clients=100
     )
     responses = await exchange(side, settings, [("POST", "/register", JSON)] * 6)
     assert [r.status_code for r in responses] == [201] * 5 + [429]
@@ -91,6 +95,7 @@ async def test_middleware_registers_readable_clients_with_abuse_controls_on(
         store.close()
 
 
+@pytest.mark.slow
 # redis.asyncio's cluster client leaves the connections of the nodes it drops from its slot map
 # (after the crash) to the garbage collector, which warns; they are collected in the test.
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
@@ -114,22 +119,6 @@ async def test_middleware_killed_cluster_node_gives_503_never_500(
             assert "retry-after" in response.headers
 
 
-@pytest.fixture
-def servers(tmp_path: Path) -> Iterator[Callable[..., Server]]:
-    started: list[Server] = []
-
-    def _start(kind: str, env: dict[str, str]) -> Server:
-        server = start_server(kind, tmp_path, None, env=env, log_level="warning")
-        started.append(server)
-        return server
-
-    try:
-        yield _start
-    finally:
-        for server in started:
-            server.stop()
-
-
 @pytest.mark.server
 @pytest.mark.parametrize(
     ("topology", "kind"),
@@ -138,7 +127,7 @@ def servers(tmp_path: Path) -> Iterator[Callable[..., Server]]:
 )
 def test_server_registers_on_topology(
     request: pytest.FixtureRequest,
-    servers: Callable[..., Server],
+    serve: Callable[..., Server],
     key_prefix: str,
     topology: str,
     kind: str,
@@ -151,14 +140,14 @@ def test_server_registers_on_topology(
     else:
         group: SentinelGroup = request.getfixturevalue("sentinel_group")
         env.update(DCR_REDIS_SENTINELS=group.addresses, DCR_REDIS_SENTINEL_MASTER=SENTINEL_MASTER)
-    server = servers(kind, env)
+    server = serve(kind, None, env=env, log_level="warning")
     with httpx.Client(base_url=server.url, timeout=10) as http:
         bodies = []
         for _ in range(10):
             response = http.post("/register", content=BODY, headers=JSON)
             assert response.status_code == 201, response.text
             bodies.append(response.json())
-    store = ClientStore(topology_settings(request, topology, key_prefix=key_prefix))
+    store = ClientStore(store_settings(topology, request, key_prefix=key_prefix))
     try:
         for body in bodies:
             assert store.authenticate(body["client_id"], body["client_secret"]) is not None
@@ -167,6 +156,7 @@ def test_server_registers_on_topology(
     assert "Traceback" not in server.output()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("side", ["asgi", "wsgi"])
 async def test_sentinel_registration_waits_for_a_replica(
     own_sentinel_group: SentinelGroup, key_prefix: str, side: str

@@ -1,8 +1,8 @@
-"""The store contract on Redis Cluster and on Sentinel, and what only a cluster has: keys spread
-over every primary, listing across nodes, a dead node answered with ``StorageError``.
+"""What only Redis Cluster and Sentinel have: keys spread over every primary, listing across
+nodes, a dead node answered with ``StorageError``, a failover.
 
-The contract cases are the ones of ``tests/integration/test_store_contract.py``, imported here so
-they run again with this module's ``store`` fixture (cluster and Sentinel, sync and async).
+The store contract itself runs on the session's cluster and Sentinel group too, as parameters of
+``tests/integration/test_store_contract.py`` (``cluster-sync``, ``sentinel-async``, ...).
 """
 
 from __future__ import annotations
@@ -11,27 +11,14 @@ import inspect
 import json
 import os
 import signal
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 import redis
-from integration.test_store_contract import (
-    SyncFacade,
-    assert_one_winner,
-    new_client,
-    test_store_authenticate_expired_secret_returns_none,
-    test_store_authenticate_public_client_returns_none,
-    test_store_authenticate_right_secret_returns_client,
-    test_store_authenticate_unexpired_secret_with_ttl_returns_client,
-    test_store_authenticate_wrong_secret_returns_none,
-    test_store_create_is_idempotent_for_identical_record,
-    test_store_create_never_overwrites_other_client,
-    test_store_create_then_get_returns_equal_client,
-    test_store_get_odd_id_returns_none,
-    test_store_get_unknown_id_returns_none,
-)
 from redis.crc import key_slot
+from support import SENTINEL_MASTER, Cluster, SentinelGroup, wait_for
+from support.records import new_client
+from support.stores import SyncFacade, store_settings
 
 from dcr_middleware import (
     AsyncClientStore,
@@ -46,95 +33,9 @@ from dcr_middleware.ratelimit import Limit
 from dcr_middleware.storage.base import client_key, token_key
 from dcr_middleware.storage.redis import AsyncRedisBackend, RedisBackend
 
-from .topology import SENTINEL_MASTER, Cluster, SentinelGroup, wait_for
-
 pytestmark = [pytest.mark.anyio, pytest.mark.redis]
 
-CONTRACT = (
-    test_store_authenticate_expired_secret_returns_none,
-    test_store_authenticate_public_client_returns_none,
-    test_store_authenticate_right_secret_returns_client,
-    test_store_authenticate_unexpired_secret_with_ttl_returns_client,
-    test_store_authenticate_wrong_secret_returns_none,
-    test_store_create_is_idempotent_for_identical_record,
-    test_store_create_never_overwrites_other_client,
-    test_store_create_then_get_returns_equal_client,
-    test_store_get_odd_id_returns_none,
-    test_store_get_unknown_id_returns_none,
-)
 TOPOLOGIES = ["cluster", "sentinel"]
-STORES = [f"{topology}-{api}" for topology in TOPOLOGIES for api in ("sync", "async")]
-
-
-def topology_settings(request: pytest.FixtureRequest, topology: str, **extra: Any) -> Settings:
-    """Settings for the session's cluster or Sentinel group."""
-    if topology == "cluster":
-        cluster: Cluster = request.getfixturevalue("redis_cluster")
-        return Settings(redis_url=cluster.url, redis_cluster=True, **extra)
-    group: SentinelGroup = request.getfixturevalue("sentinel_group")
-    return Settings(
-        redis_sentinels=tuple(group.addresses.split(",")),
-        redis_sentinel_master=SENTINEL_MASTER,
-        **extra,
-    )
-
-
-@pytest.fixture(params=STORES)
-async def store(
-    request: pytest.FixtureRequest, key_prefix: str
-) -> AsyncIterator[SyncFacade | AsyncClientStore]:
-    topology, api = request.param.split("-")
-    settings = topology_settings(request, topology, key_prefix=key_prefix)
-    opened = SyncFacade(ClientStore(settings)) if api == "sync" else AsyncClientStore(settings)
-    try:
-        yield opened
-    finally:
-        await opened.close()
-
-
-def test_contract_cases_are_all_imported() -> None:
-    """Every store-only contract case runs here too (a new one must be added to CONTRACT or
-    given a cluster version below)."""
-    from integration import test_store_contract
-
-    names = {n for n in dir(test_store_contract) if n.startswith("test_store_")}
-    covered = {f.__name__ for f in CONTRACT} | {
-        "test_store_concurrent_creates_of_one_id_have_one_winner",  # own version below
-        "test_store_sync_and_async_see_each_other",  # own version below
-        "test_store_redis_key_has_prefix_and_hash_tag",  # test_cluster_keys_... below
-    }
-    assert names <= covered, sorted(names - covered)
-
-
-@pytest.mark.parametrize("kind", STORES)
-async def test_store_concurrent_creates_of_one_id_have_one_winner(
-    request: pytest.FixtureRequest, key_prefix: str, kind: str
-) -> None:
-    """Atomic create on the cluster / Sentinel master: of 20 rival records one is stored."""
-    topology, api = kind.split("-")
-    settings = topology_settings(request, topology, key_prefix=key_prefix)
-    await assert_one_winner(settings, asynchronous=api == "async")
-
-
-@pytest.mark.parametrize("topology", TOPOLOGIES)
-async def test_store_sync_and_async_see_each_other(
-    request: pytest.FixtureRequest, key_prefix: str, topology: str
-) -> None:
-    settings = topology_settings(request, topology, key_prefix=key_prefix)
-    sync_store, async_store = ClientStore(settings), AsyncClientStore(settings)
-    try:
-        written_sync, secret_sync = new_client()
-        written_async, secret_async = new_client()
-        sync_store.create(written_sync)
-        await async_store.create(written_async)
-        assert await async_store.get(written_sync.client_id) == written_sync
-        assert sync_store.get(written_async.client_id) == written_async
-        assert secret_sync is not None and secret_async is not None
-        assert await async_store.authenticate(written_sync.client_id, secret_sync) == written_sync
-        assert sync_store.authenticate(written_async.client_id, secret_async) == written_async
-    finally:
-        sync_store.close()
-        await async_store.close()
 
 
 def primaries_holding(cluster: Cluster, pattern: str) -> dict[str, list[str]]:
@@ -210,7 +111,7 @@ def test_cli_clients_list_shows_clients_of_every_node(
     topology: str,
 ) -> None:
     """``clients list`` and ``check`` (run in process: the CLI reads ``os.environ``)."""
-    settings = topology_settings(request, topology, key_prefix=key_prefix)
+    settings = store_settings(topology, request, key_prefix=key_prefix)
     store = ClientStore(settings)
     try:
         clients = [new_client()[0] for _ in range(12)]
@@ -237,6 +138,7 @@ def test_cli_clients_list_shows_clients_of_every_node(
     assert report["redis_version"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("full_coverage", ["no", "yes"])
 @pytest.mark.parametrize("api", ["sync", "async"])
 async def test_cluster_dead_node_raises_storage_error_and_others_still_answer(
@@ -313,6 +215,7 @@ async def test_cluster_dead_node_raises_storage_error_and_others_still_answer(
         await opened.close()
 
 
+@pytest.mark.slow
 async def test_cluster_store_built_while_cluster_is_down_works_once_it_is_up(
     own_cluster: Cluster, key_prefix: str
 ) -> None:
@@ -369,6 +272,7 @@ def test_sentinel_store_writes_to_the_master_and_the_replica_follows(
         replica.close()
 
 
+@pytest.mark.slow
 async def test_sentinel_failover_keeps_clients_and_the_same_stores_write_to_the_new_master(
     own_sentinel_group: SentinelGroup, key_prefix: str
 ) -> None:

@@ -9,14 +9,10 @@ clients on tasks.
 from __future__ import annotations
 
 import pytest
-from integration.test_bursts import (
-    HOLD,
-    assert_all_waited,
-    assert_wait_bounded,
-    hold_concurrently,
-)
+from support.pools import HOLD, assert_all_waited, assert_wait_bounded, hold_concurrently
+from support.stores import store_settings
 
-from .test_cluster_store import TOPOLOGIES, topology_settings
+TOPOLOGIES = ["cluster", "sentinel"]
 
 pytestmark = pytest.mark.redis
 
@@ -28,8 +24,8 @@ APIS = ["sync", "async"]
 def test_topology_more_commands_than_connections_wait_for_one(
     topology: str, api: str, request: pytest.FixtureRequest, key_prefix: str
 ) -> None:
-    settings = topology_settings(
-        request, topology, key_prefix=key_prefix, redis_max_connections=2, redis_pool_timeout=10
+    settings = store_settings(
+        topology, request, key_prefix=key_prefix, redis_max_connections=2, redis_pool_timeout=10
     )
     outcomes = hold_concurrently(settings, api, 8, HOLD)
     assert_all_waited(outcomes, 2, HOLD)
@@ -40,9 +36,9 @@ def test_topology_more_commands_than_connections_wait_for_one(
 def test_topology_wait_for_a_connection_ends_at_the_pool_timeout(
     topology: str, api: str, request: pytest.FixtureRequest, key_prefix: str
 ) -> None:
-    settings = topology_settings(
-        request,
+    settings = store_settings(
         topology,
+        request,
         key_prefix=key_prefix,
         redis_max_connections=1,
         redis_pool_timeout=0.2,

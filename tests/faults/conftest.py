@@ -7,40 +7,38 @@ Without ``redis-server`` the tests are skipped; under ``CI=true`` they fail.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from cluster.topology import SentinelGroup
-from integration.helpers import (
+from support import (
+    SentinelGroup,
     Server,
     gunicorn_ready_hook,
-    redis_server_path,
+    redis_executable,
     start_server,
     wait_workers_ready,
 )
+from support.reaper import COSTLY_FIXTURES
 
 from .harness import SERVER_KINDS, FaultRedis, server_env
 from .invariants import Row, table
 
-
-def _redis_executable() -> str:
-    path = redis_server_path()
-    if path is None:
-        message = "redis-server is not installed (apt-get install redis-server)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
-    return path
+# A test using these fixtures starts a Redis or a server and breaks it: it must say so
+# (support.reaper).
+COSTLY_FIXTURES.update(
+    fault_redis=("redis", "slow"),
+    fault_sentinels=("redis", "slow"),
+    fault_server=("server", "slow"),
+)
 
 
 @pytest.fixture(scope="module")
 def fault_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FaultRedis]:
     """A persistent ``redis-server`` (see :class:`FaultRedis`) shared by the module's fault
     tests, which break it; :func:`clean_redis` empties it before each."""
-    server = FaultRedis(_redis_executable(), tmp_path_factory.mktemp("fault-redis"))
+    server = FaultRedis(redis_executable(), tmp_path_factory.mktemp("fault-redis"))
     server.start()
     try:
         yield server
@@ -84,7 +82,7 @@ def fault_server(
 def fault_sentinels(tmp_path: Path) -> Iterator[SentinelGroup]:
     """A Sentinel group (master, replica, three Sentinels) for this test alone, settled: every
     Sentinel knows the replica, so it can be failed over."""
-    group = SentinelGroup(_redis_executable(), tmp_path / "sentinel")
+    group = SentinelGroup(redis_executable(), tmp_path / "sentinel")
     try:
         group.start()
         group.wait_settled()

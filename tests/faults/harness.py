@@ -1,7 +1,7 @@
 """The Redis under test and the faults injected into it.
 
 :class:`FaultRedis` is one persistent ``redis-server`` that can be killed, restarted, frozen and
-slowed; a Sentinel group comes from ``tests/cluster/topology.py``. Each fault function injects
+slowed; a Sentinel group comes from ``tests/support/redis_servers.py``. Each fault function injects
 its fault and returns once it is over (every wait bounded); :mod:`.load` sends the load and
 :mod:`.invariants` checks what must hold afterwards.
 """
@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import redis
-from cluster.topology import SENTINEL_MASTER, Node, SentinelGroup, wait_for
+from support import SENTINEL_MASTER, Node, SentinelGroup, wait_for
 
 from dcr_middleware import Settings
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import redis
-from integration.helpers import assert_complete
+from support import assert_complete
 
 from dcr_middleware import ClientStore, Settings
 

@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from integration.helpers import HOST, raw_post
+from support import HOST, raw_post
 
 REQUEST_DEADLINE = 5.0
 # One address that sends faster than the rate limit allows (the others send one request each).

@@ -15,8 +15,7 @@ from typing import Any
 
 import pytest
 import redis
-from cluster.topology import SentinelGroup
-from integration.helpers import Server
+from support import SentinelGroup, Server
 
 from dcr_middleware import Settings
 
@@ -35,7 +34,7 @@ from .harness import (
 from .invariants import LostWritesError, Row, check, table
 from .load import Answer, Load, final_batch
 
-pytestmark = [pytest.mark.redis, pytest.mark.server]
+pytestmark = [pytest.mark.redis, pytest.mark.server, pytest.mark.slow]
 
 FAULTS: dict[str, Callable[[FaultRedis], None]] = {
     "kill -9 + restart": kill_restart,

@@ -34,13 +34,7 @@ from typing import Any
 
 import pytest
 import redis
-
-from dcr_middleware import AsyncClientStore, ClientStore, Settings
-from dcr_middleware.ratelimit import Limit, RateDecision, parse_rate_limits
-from dcr_middleware.storage.base import rate_key
-from dcr_middleware.storage.memory import AsyncMemoryBackend, MemoryBackend
-
-from .helpers import (
+from support import (
     CONFIDENTIAL,
     KINDS,
     HostServer,
@@ -56,6 +50,11 @@ from .helpers import (
     stored_records,
     wait_workers_ready,
 )
+
+from dcr_middleware import AsyncClientStore, ClientStore, Settings
+from dcr_middleware.ratelimit import Limit, RateDecision, parse_rate_limits
+from dcr_middleware.storage.base import rate_key
+from dcr_middleware.storage.memory import AsyncMemoryBackend, MemoryBackend
 
 BURST = 60
 LIMIT = "10/minute"

@@ -17,7 +17,6 @@ import hashlib
 import os
 import secrets
 import shlex
-import subprocess
 import sys
 import time
 import uuid
@@ -28,10 +27,9 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
+from support import GUNICORN_VERSION, HOST, PUBLIC, Server, free_port, launch, register
 
 from dcr_middleware import ClientStore, Settings
-
-from .helpers import GUNICORN_VERSION, HOST, PUBLIC, Server, free_port, register
 
 pytestmark = [pytest.mark.redis, pytest.mark.server]
 
@@ -60,16 +58,7 @@ def start_example(directory: Path, redis_url: str, env: Mapping[str, str]) -> Se
         environ.pop(name, None)
     environ |= {"PYTHONUNBUFFERED": "1", "DCR_REDIS_URL": redis_url, "DCR_RATE_LIMIT": "off"}
     environ |= env
-    log_path = directory / f"flask-authlib-{port}.log"
-    log = log_path.open("wb")
-    process = subprocess.Popen(argv, env=environ, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
-    server = Server("flask-authlib", port, process, log_path, log)
-    try:
-        server.wait_ready()
-    except BaseException:
-        server.stop()
-        raise
-    return server
+    return launch("flask-authlib", argv, port=port, directory=directory, env=environ, cwd=ROOT)
 
 
 @pytest.fixture(scope="module")

@@ -18,7 +18,6 @@ import json
 import os
 import re
 import shutil
-import subprocess
 import threading
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -27,10 +26,9 @@ from typing import Any
 
 import pytest
 import redis
+from support import CONFIDENTIAL, HOST, Server, processes, stored_records
 
 from dcr_middleware import ClientStore, Settings
-
-from .helpers import CONFIDENTIAL, HOST, Server, stored_records
 
 pytestmark = [pytest.mark.redis, pytest.mark.server]
 
@@ -168,7 +166,8 @@ def run_page(chromium: str, url: str, profile: Path) -> dict[str, Any]:
         "--dump-dom",
         url,
     ]
-    done = subprocess.run(argv, capture_output=True, timeout=CHROMIUM_TIMEOUT, check=False)
+    # Its own process group, reaped with its helpers (crashpad, zygote) whatever happens.
+    done = processes.run(argv, marker="server", timeout=CHROMIUM_TIMEOUT)
     dom = done.stdout.decode(errors="replace")
     stderr = done.stderr.decode(errors="replace")[-3000:]
     assert done.returncode == 0, f"chromium exited with {done.returncode}:\n{stderr}"

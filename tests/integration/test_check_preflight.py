@@ -18,11 +18,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support import APPS_DIR, HOST
 
 from dcr_middleware import cli_check
 from dcr_middleware.cli import build_parser
-
-from .helpers import APPS_DIR, HOST
 
 
 @dataclass

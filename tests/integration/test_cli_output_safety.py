@@ -19,12 +19,11 @@ import time
 from pathlib import Path
 
 import pytest
+from support import RedisServer
 
 from dcr_middleware.registration import prepare_registration
 from dcr_middleware.settings import Settings
 from dcr_middleware.store import ClientStore
-
-from .helpers import RedisServer
 
 pytestmark = pytest.mark.redis
 

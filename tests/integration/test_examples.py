@@ -13,7 +13,6 @@ import dataclasses
 import os
 import re
 import shlex
-import subprocess
 import sys
 import time
 from collections import Counter
@@ -24,19 +23,19 @@ from pathlib import Path
 import httpx
 import pytest
 import redis
-
-from dcr_middleware import ClientStore, Settings
-from dcr_middleware.settings import env_name
-
-from .helpers import (
+from support import (
     CONFIDENTIAL,
     GUNICORN_VERSION,
     HOST,
     READY_TIMEOUT,
     Server,
     free_port,
+    launch,
     register,
 )
+
+from dcr_middleware import ClientStore, Settings
+from dcr_middleware.settings import env_name
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
@@ -165,18 +164,10 @@ def start_example(
     def _start(name: str, example: Example) -> Server:
         port = free_port()
         argv, command_env = example_argv(example.command, port)
-        log_path = tmp_path / f"{name}-{port}.log"
-        log = log_path.open("wb")
-        process = subprocess.Popen(
-            argv,
-            env=example_env(redis_url, key_prefix, command_env),
-            cwd=ROOT,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        server = Server(name, port, process, log_path, log)
+        environ = example_env(redis_url, key_prefix, command_env)
+        # Waits until GET / answers 200.
+        server = launch(name, argv, port=port, directory=tmp_path, env=environ, cwd=ROOT)
         started.append(server)
-        server.wait_ready()  # GET / answers 200
         return server
 
     try:

@@ -21,6 +21,7 @@ from typing import Any
 import httpx
 import pytest
 import redis
+from support import CONFIDENTIAL
 
 from dcr_middleware import (
     AsyncClientStore,
@@ -37,7 +38,6 @@ from dcr_middleware.storage.memory import MemoryBackend
 from dcr_middleware.storage.redis import RATELIMIT_SCRIPT, REGISTER_SCRIPT
 from dcr_middleware.tokens import TokenPolicy
 
-from .helpers import CONFIDENTIAL
 from .test_management import RedisLog
 from .test_round_trips_and_lifetime import sent_by_clients
 

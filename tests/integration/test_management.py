@@ -30,14 +30,7 @@ from typing import Any
 import httpx
 import pytest
 import redis
-
-from dcr_middleware import AsyncClientStore, ClientStore, RegisteredClient, Settings
-from dcr_middleware.errors import ClientCapError, ConflictError
-from dcr_middleware.registration import prepare_registration
-from dcr_middleware.storage.base import client_key, counter_key
-from dcr_middleware.storage.redis import REPLACE_SCRIPT
-
-from .helpers import (
+from support import (
     HOST,
     JSON,
     PUBLIC,
@@ -50,6 +43,12 @@ from .helpers import (
     stored_records,
     wait_workers_ready,
 )
+
+from dcr_middleware import AsyncClientStore, ClientStore, RegisteredClient, Settings
+from dcr_middleware.errors import ClientCapError, ConflictError
+from dcr_middleware.registration import prepare_registration
+from dcr_middleware.storage.base import client_key, counter_key
+from dcr_middleware.storage.redis import REPLACE_SCRIPT
 
 WEB = "https://app.example.com/cb"
 OTHER = "https://app.example.com/other"
@@ -363,9 +362,9 @@ def test_server_put_is_seen_by_client_store_at_once(
 @pytest.mark.parametrize("kind", SERVER_KINDS)
 @pytest.mark.anyio
 async def test_server_delete_client_no_longer_authenticates(
-    kind: str, serve: Callable[..., Server], redis_url: str, redis_db: redis.Redis
+    kind: str, shared_server: Callable[..., Server], redis_url: str, redis_db: redis.Redis
 ) -> None:
-    server = serve(kind, redis_url)
+    server = shared_server(kind, redis_url)
     settings = Settings(redis_url=redis_url)
     store, async_store = ClientStore(settings), AsyncClientStore(settings)
     try:
@@ -569,6 +568,7 @@ def _figures(
         record_figure(f"management_{name}_{key}", value)
 
 
+@pytest.mark.slow
 @pytest.mark.server
 @pytest.mark.redis
 @pytest.mark.parametrize("kind", ["gunicorn", "gunicorn-uvicorn"])
@@ -666,6 +666,7 @@ def test_server_concurrent_puts_without_rotation_lose_no_update(
     )
 
 
+@pytest.mark.slow
 @pytest.mark.server
 @pytest.mark.redis
 @pytest.mark.parametrize("kind", ["gunicorn", "gunicorn-uvicorn"])

@@ -22,7 +22,6 @@ import asyncio
 import base64
 import json
 import os
-import subprocess
 import sys
 import uuid
 from collections.abc import Callable, Coroutine, Iterator
@@ -41,10 +40,9 @@ from mcp.client.auth import AuthorizationCodeResult, OAuthClientProvider
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.auth import OAuthClientInformationFull, OAuthClientMetadata, OAuthToken
 from pydantic import AnyUrl
+from support import HOST, Server, free_port, launch
 
 from dcr_middleware import ClientStore, RegisteredClient, Settings
-
-from .helpers import HOST, Server, free_port
 
 pytestmark = [pytest.mark.redis, pytest.mark.server]
 
@@ -115,19 +113,11 @@ def example(tmp_path_factory: pytest.TempPathFactory, redis_url: str) -> Iterato
     tmp_path = tmp_path_factory.mktemp("mcp-example")
     port = free_port()
     argv = [sys.executable, "-m", *COMMAND.split()[:-2], "--host", HOST, "--port", str(port)]
-    log_path = tmp_path / f"mcp-example-{port}.log"
-    log = log_path.open("wb")
-    process = subprocess.Popen(
-        argv,
-        env=example_env(redis_url, key_prefix, port),
-        cwd=ROOT,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    server = Server("mcp-example", port, process, log_path, log)
+    environ = example_env(redis_url, key_prefix, port)
+    # Waits until GET / answers 200.
+    server = launch("mcp-example", argv, port=port, directory=tmp_path, env=environ, cwd=ROOT)
     store = ClientStore(Settings(redis_url=redis_url, key_prefix=key_prefix))
     try:
-        server.wait_ready()  # GET / answers 200
         yield Example(server, store)
     finally:
         server.stop()

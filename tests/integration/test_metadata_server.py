@@ -7,10 +7,9 @@ from collections.abc import Callable
 
 import httpx
 import pytest
+from support import APP_BODY, Server
 
 from dcr_middleware import Settings, authorization_server_metadata
-
-from .helpers import APP_BODY, Server
 
 pytestmark = pytest.mark.server
 

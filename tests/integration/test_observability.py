@@ -12,6 +12,7 @@ import httpx
 import pytest
 import redis
 from prometheus_client import CollectorRegistry
+from support import CONFIDENTIAL, JSON, RedisServer, Server, register
 
 from dcr_middleware import (
     AsyncClientStore,
@@ -22,12 +23,11 @@ from dcr_middleware import (
 )
 from dcr_middleware.events import Event, StorageFailed
 
-from .helpers import CONFIDENTIAL, JSON, RedisServer, Server, register
-
 KINDS = ["uvicorn", "gunicorn", "gunicorn-uvicorn"]
 
 
 @pytest.mark.server
+@pytest.mark.redis
 @pytest.mark.parametrize("kind", KINDS)
 def test_observability_event_hook_runs_in_real_servers(
     kind: str, serve: Callable[..., Server], redis_url: str, key_prefix: str, tmp_path: Path
@@ -60,6 +60,7 @@ def test_observability_event_hook_runs_in_real_servers(
 
 
 @pytest.mark.server
+@pytest.mark.redis
 @pytest.mark.parametrize("kind", ["uvicorn", "gunicorn"])
 def test_observability_failing_hook_in_a_real_server_answers_normally(
     kind: str, serve: Callable[..., Server], redis_url: str, key_prefix: str
@@ -75,6 +76,7 @@ def test_observability_failing_hook_in_a_real_server_answers_normally(
 
 
 @pytest.mark.server
+@pytest.mark.redis
 @pytest.mark.parametrize("kind", ["uvicorn", "gunicorn"])
 def test_observability_bad_event_hook_fails_at_startup(
     kind: str, serve: Callable[..., Server], redis_url: str

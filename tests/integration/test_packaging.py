@@ -24,10 +24,9 @@ from pathlib import Path
 
 import httpx
 import pytest
+from support import CONFIDENTIAL, HOST, READY_TIMEOUT, free_port
 
 import dcr_middleware
-
-from .helpers import CONFIDENTIAL, HOST, READY_TIMEOUT, free_port
 
 pytestmark = pytest.mark.slow
 

@@ -17,17 +17,7 @@ from typing import Any
 import httpx
 import pytest
 import redis
-
-from dcr_middleware import (
-    AsyncClientStore,
-    ClientStore,
-    DCRMiddleware,
-    DCRWSGIMiddleware,
-    Settings,
-    StorageError,
-)
-
-from .helpers import (
+from support import (
     APP_BODY,
     CONFIDENTIAL,
     HOST,
@@ -38,6 +28,15 @@ from .helpers import (
     free_port,
     register,
     stored_records,
+)
+
+from dcr_middleware import (
+    AsyncClientStore,
+    ClientStore,
+    DCRMiddleware,
+    DCRWSGIMiddleware,
+    Settings,
+    StorageError,
 )
 
 pytestmark = pytest.mark.redis

@@ -14,6 +14,7 @@ import anyio
 import httpx
 import pytest
 import redis
+from support import CONFIDENTIAL, RedisServer
 
 from dcr_middleware import (
     AsyncClientStore,
@@ -26,7 +27,6 @@ from dcr_middleware import (
 from dcr_middleware.storage.base import client_key, counter_key, used_key
 from dcr_middleware.storage.redis import LOOKUP_SCRIPT, REGISTER_SCRIPT
 
-from .helpers import CONFIDENTIAL, RedisServer
 from .test_management import RedisLog, ScriptCall
 
 pytestmark = [pytest.mark.redis]

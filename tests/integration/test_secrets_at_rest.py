@@ -16,10 +16,9 @@ from typing import Any
 import httpx
 import pytest
 import redis
+from support import APP_BODY, HOST, JSON, Server, every_value, free_port, register
 
 from dcr_middleware import DCRMiddleware, DCRWSGIMiddleware, Settings
-
-from .helpers import APP_BODY, HOST, JSON, Server, every_value, free_port, register
 
 pytestmark = pytest.mark.redis
 

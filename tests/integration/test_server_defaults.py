@@ -17,8 +17,7 @@ from collections.abc import Callable
 
 import httpx
 import pytest
-
-from .helpers import JSON, Server
+from support import JSON, Server
 
 pytestmark = [pytest.mark.server, pytest.mark.redis]
 

@@ -15,10 +15,7 @@ from collections.abc import Callable
 import httpx
 import pytest
 import redis
-
-from dcr_middleware import ClientStore, Settings
-
-from .helpers import (
+from support import (
     APP_BODY,
     CONFIDENTIAL,
     KINDS,
@@ -26,11 +23,14 @@ from .helpers import (
     assert_complete,
     free_port,
     post_many,
+    processes,
     register,
     server_command,
     server_env,
     stored_records,
 )
+
+from dcr_middleware import ClientStore, Settings
 
 pytestmark = [pytest.mark.server, pytest.mark.redis]
 
@@ -42,9 +42,9 @@ LOAD_DEADLINE = 120.0
 
 @pytest.mark.parametrize("kind", ALL_KINDS)
 def test_server_registers_client_readable_by_client_store(
-    kind: str, serve: Callable[..., Server], redis_url: str, redis_db: redis.Redis
+    kind: str, shared_server: Callable[..., Server], redis_url: str, redis_db: redis.Redis
 ) -> None:
-    server = serve(kind, redis_url)
+    server = shared_server(kind, redis_url)
     with httpx.Client(base_url=server.url, timeout=10) as client:
         response = register(client)
         assert response.status_code == 201, response.text
@@ -144,12 +144,8 @@ def test_server_bad_configuration_exits_nonzero_naming_variable(
         else:
             environ[name] = value
     try:
-        finished = subprocess.run(
-            server_command(kind, free_port()),
-            env=environ,
-            capture_output=True,
-            timeout=60,
-            check=False,
+        finished = processes.run(
+            server_command(kind, free_port()), marker="server", env=environ, timeout=60
         )
     except subprocess.TimeoutExpired as exc:  # the server started despite the bad setting
         pytest.fail(f"{kind} kept running with {env}: {exc.stderr!r}")

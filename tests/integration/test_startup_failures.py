@@ -22,8 +22,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-
-from .helpers import (
+from support import (
     CONFIDENTIAL,
     HOST,
     JSON,

@@ -1,5 +1,5 @@
-"""One contract, every store: the embedded store and Redis, each through the sync and the async
-client store API.
+"""One contract, every store: the embedded store, Redis, Redis Cluster and Sentinel, each through
+the sync and the async client store API.
 
 The async stores run on anyio's event loop; the sync ones are called from the same async test
 through a thin facade, so every case is written once.
@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import json
 import secrets
 import threading
 import time
@@ -19,6 +18,8 @@ from typing import Any
 import pytest
 import redis
 from redis.crc import key_slot
+from support.records import new_client
+from support.stores import Store, open_store, store_settings
 
 from dcr_middleware import (
     AsyncClientStore,
@@ -27,75 +28,37 @@ from dcr_middleware import (
     Settings,
     StorageError,
 )
-from dcr_middleware.registration import NewClient, prepare_registration
 
 pytestmark = pytest.mark.anyio
 
-NOW = int(time.time())
-
-
-class SyncFacade:
-    """A blocking store behind the async method names (it runs on the test's thread)."""
-
-    def __init__(self, store: ClientStore) -> None:
-        self.store = store
-
-    async def create(self, client: RegisteredClient) -> None:
-        self.store.create(client)
-
-    async def get(self, client_id: Any) -> RegisteredClient | None:
-        return self.store.get(client_id)
-
-    async def authenticate(self, client_id: Any, secret: Any) -> RegisteredClient | None:
-        return self.store.authenticate(client_id, secret)
-
-    async def close(self) -> None:
-        self.store.close()
-
-
-Store = SyncFacade | AsyncClientStore
 
 STORES = [
     pytest.param("memory-sync", id="memory-sync"),
     pytest.param("memory-async", id="memory-async"),
     pytest.param("redis-sync", id="redis-sync", marks=pytest.mark.redis),
     pytest.param("redis-async", id="redis-async", marks=pytest.mark.redis),
+    pytest.param("cluster-sync", id="cluster-sync", marks=pytest.mark.redis),
+    pytest.param("cluster-async", id="cluster-async", marks=pytest.mark.redis),
+    pytest.param("sentinel-sync", id="sentinel-sync", marks=pytest.mark.redis),
+    pytest.param("sentinel-async", id="sentinel-async", marks=pytest.mark.redis),
+]
+BACKENDS = [
+    "memory",
+    *(pytest.param(b, marks=pytest.mark.redis) for b in ("redis", "cluster", "sentinel")),
 ]
 
 
 def _settings(kind: str, request: pytest.FixtureRequest, prefix: str, **extra: Any) -> Settings:
-    if kind.startswith("redis"):
-        return Settings(redis_url=request.getfixturevalue("redis_url"), key_prefix=prefix, **extra)
-    return Settings(key_prefix=prefix, **extra)
-
-
-def _open(kind: str, settings: Settings) -> Store:
-    if kind.endswith("-sync"):
-        return SyncFacade(ClientStore(settings))
-    return AsyncClientStore(settings)
+    return store_settings(kind, request, key_prefix=prefix, **extra)
 
 
 @pytest.fixture(params=STORES)
 async def store(request: pytest.FixtureRequest, key_prefix: str) -> AsyncIterator[Store]:
-    opened = _open(request.param, _settings(request.param, request, key_prefix))
+    opened = open_store(request.param, _settings(request.param, request, key_prefix))
     try:
         yield opened
     finally:
         await opened.close()
-
-
-def new_client(
-    body: dict[str, Any] | None = None, *, now: int = NOW, **settings: Any
-) -> tuple[RegisteredClient, str | None]:
-    """A client built the way the middleware builds it, and its plaintext secret (if any)."""
-    payload = {"redirect_uris": ["https://app.example.com/cb"]} if body is None else body
-    new: NewClient = prepare_registration(
-        json.dumps(payload).encode(),
-        Settings(**settings),
-        now=now,
-        token=secrets.token_urlsafe,
-    )
-    return new.client, new.response.get("client_secret")
 
 
 async def test_store_create_then_get_returns_equal_client(store: Store) -> None:
@@ -288,7 +251,7 @@ async def assert_one_winner(settings: Settings, *, asynchronous: bool) -> None:
     assert stored == winners[0]
 
 
-@pytest.mark.parametrize("kind", ["memory", pytest.param("redis", marks=pytest.mark.redis)])
+@pytest.mark.parametrize("kind", BACKENDS)
 async def test_store_sync_and_async_see_each_other(
     request: pytest.FixtureRequest, key_prefix: str, kind: str
 ) -> None:

@@ -27,10 +27,7 @@ from typing import Any
 import httpx
 import pytest
 import redis
-
-from dcr_middleware.storage.base import token_key
-
-from .helpers import (
+from support import (
     CONFIDENTIAL,
     JSON,
     RawResponse,
@@ -42,6 +39,8 @@ from .helpers import (
     send_concurrently,
     stored_records,
 )
+
+from dcr_middleware.storage.base import token_key
 
 pytestmark = pytest.mark.redis
 
@@ -122,6 +121,7 @@ def statuses(responses: Sequence[RawResponse]) -> dict[int, int]:
 # --- exactly N uses under concurrency -----------------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.server
 @pytest.mark.parametrize(
     "kind",
@@ -173,9 +173,9 @@ def test_minted_token_admits_exactly_its_uses_under_concurrency(
 
 @pytest.mark.server
 def test_cli_revoke_makes_a_token_unusable(
-    serve: Callable[..., Server], redis_url: str, redis_db: redis.Redis
+    shared_server: Callable[..., Server], redis_url: str, redis_db: redis.Redis
 ) -> None:
-    server = serve("uvicorn", redis_url, env=REQUIRE, log_level="warning")
+    server = shared_server("uvicorn", redis_url, env=REQUIRE, log_level="warning")
     kept = mint(redis_url, "--uses", "5", "--label", "kept")
     revoked = mint(redis_url, "--uses", "5", "--label", "to revoke")
     assert kept["id"] != revoked["id"]
@@ -204,9 +204,9 @@ def test_cli_revoke_makes_a_token_unusable(
 
 @pytest.mark.server
 def test_cli_expiring_token_refused_once_expired(
-    serve: Callable[..., Server], redis_url: str, redis_db: redis.Redis
+    shared_server: Callable[..., Server], redis_url: str, redis_db: redis.Redis
 ) -> None:
-    server = serve("uvicorn", redis_url, env=REQUIRE, log_level="warning")
+    server = shared_server("uvicorn", redis_url, env=REQUIRE, log_level="warning")
     minted = mint(redis_url, "--uses", "5", "--expires", "3s")
     token = minted["token"]
     assert minted["expires"] == minted["created"] + 3
@@ -225,9 +225,9 @@ def test_cli_expiring_token_refused_once_expired(
 
 @pytest.mark.server
 def test_cli_token_policy_applies_through_redis(
-    serve: Callable[..., Server], redis_url: str, redis_db: redis.Redis
+    shared_server: Callable[..., Server], redis_url: str, redis_db: redis.Redis
 ) -> None:
-    server = serve("uvicorn", redis_url, env=REQUIRE, log_level="warning")
+    server = shared_server("uvicorn", redis_url, env=REQUIRE, log_level="warning")
     minted = mint(
         redis_url,
         "--uses",

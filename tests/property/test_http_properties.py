@@ -62,7 +62,7 @@ from dcr_middleware.storage.base import client_key
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
-    from integration.helpers import RedisServer
+    from support import RedisServer
 
 pytestmark = [
     pytest.mark.redis,
@@ -88,7 +88,7 @@ SCALE = 25 if PROFILE == "release" else 1
 BASE = settings.get_profile(f"dcr-http-{PROFILE}")
 if PROFILE == "release":
     # The long run takes longer than the suite's per-test timeout (pytest-timeout, 300 s).
-    pytestmark.append(pytest.mark.timeout(3 * 3600))
+    pytestmark += [pytest.mark.timeout(3 * 3600), pytest.mark.slow]
 
 
 def examples(count: int) -> settings:

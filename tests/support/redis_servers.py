@@ -1,42 +1,84 @@
-"""Real Redis topologies on loopback: a 3-primary Redis Cluster and a Sentinel group.
+"""``redis-server`` processes on loopback: one server, a Redis Cluster, a Sentinel group.
 
-Every node is a ``redis-server`` process (Sentinels are ``redis-server --sentinel``) on free
-loopback ports in a temporary directory, without persistence. Every wait is bounded; the fixture
-that started a topology stops every process of it, whatever the outcome.
+Every process is started by :func:`.processes.spawn` (never daemonized), in a temporary
+directory, and every wait is bounded in time. The fixtures that start them stop them
+(:mod:`.fixtures`); the reaper kills what a killed test run could not stop.
 """
 
 from __future__ import annotations
 
+import os
+import shutil
 import signal
 import subprocess
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
+import pytest
 import redis
-from integration.helpers import HOST, free_port
+
+from . import processes
+from .processes import HOST, free_port
 
 READY_TIMEOUT = 30.0
-STOP_TIMEOUT = 10.0
 SENTINEL_MASTER = "dcr-master"
+
+
+def redis_server_path() -> str | None:
+    """Where ``redis-server`` is installed, if it is."""
+    return shutil.which("redis-server") or (
+        "/usr/bin/redis-server" if Path("/usr/bin/redis-server").exists() else None
+    )
+
+
+def redis_executable(*, cli: bool = False) -> str:
+    """``redis-server`` (and ``redis-cli`` when ``cli``), or skip the test; under ``CI=true`` a
+    missing binary fails it instead."""
+    path = redis_server_path()
+    missing = [] if path else ["redis-server"]
+    if cli and shutil.which("redis-cli") is None:
+        missing.append("redis-tools")
+    if path is None or missing:
+        message = f"not installed: {', '.join(missing)} (apt-get install {' '.join(missing)})"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    return path
+
+
+def wait_for(condition: Callable[[], bool], what: str, node: Node | None = None) -> None:
+    """Poll ``condition()`` until true; fail after :data:`READY_TIMEOUT` seconds."""
+    deadline = time.monotonic() + READY_TIMEOUT
+    while not condition():
+        if node is not None and node.process is not None and node.process.poll() is not None:
+            raise RuntimeError(f"redis-server exited waiting for {what}:\n{node.log()}")
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"timed out waiting for {what}")
+        time.sleep(0.05)
 
 
 @dataclass
 class Node:
-    """One ``redis-server`` process (a cluster node, a master, a replica or a Sentinel)."""
+    """One ``redis-server`` process (a server, a cluster node, a replica or a Sentinel) on a
+    fixed loopback port; it can be stopped, started again on that port, frozen and thawed."""
 
     executable: str
     directory: Path
-    args: Sequence[str]
+    args: Sequence[str] = ()
     port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
-    _log: Any = None
+    _log: IO[bytes] | None = None
 
     @property
     def address(self) -> str:
         return f"{HOST}:{self.port}"
+
+    @property
+    def url(self) -> str:
+        return f"redis://{self.address}/0"
 
     def start(self, config: str | None = None) -> None:
         """Start the process (``config``: a file for ``--sentinel``) and wait for ``PING``."""
@@ -46,8 +88,14 @@ class Node:
         argv = [self.executable, *([config] if config else [])]
         argv += ["--port", str(self.port), "--bind", HOST, "--dir", str(self.directory)]
         argv += ["--daemonize", "no", "--logfile", "", *self.args]
-        self.process = subprocess.Popen(argv, stdout=self._log, stderr=subprocess.STDOUT)
-        wait_for(self.ping, f"{self.address} to answer PING", self)
+        self.process = processes.spawn(
+            argv, marker="redis", stdout=self._log, stderr=subprocess.STDOUT
+        )
+        try:
+            wait_for(self.ping, f"{self.address} to answer PING", self)
+        except BaseException:
+            self.stop()
+            raise
 
     def ping(self) -> bool:
         client = self.client(timeout=0.5)
@@ -59,7 +107,7 @@ class Node:
             client.close()
 
     def client(self, timeout: float = 10) -> redis.Redis:
-        """A plain client of this one process (the caller closes it)."""
+        """A plain admin client of this one process (the caller closes it)."""
         return redis.Redis(host=HOST, port=self.port, socket_timeout=timeout, decode_responses=True)
 
     def log(self) -> str:
@@ -68,28 +116,36 @@ class Node:
     def stop(self, sig: int = signal.SIGTERM) -> None:
         """Stop the process (``SIGKILL`` for a crash) and wait for it."""
         if self.process is not None:
-            if self.process.poll() is None:
-                self.process.send_signal(sig)
-                try:
-                    self.process.wait(timeout=STOP_TIMEOUT)
-                except subprocess.TimeoutExpired:
-                    self.process.kill()
-                    self.process.wait(timeout=STOP_TIMEOUT)
+            processes.stop(self.process, sig)
             self.process = None
         if self._log is not None:
             self._log.close()
             self._log = None
 
+    def kill(self) -> None:
+        """``SIGKILL``, as a crash: works on a frozen (``SIGSTOP``) process too."""
+        assert self.process is not None
+        self.stop(signal.SIGKILL)
 
-def wait_for(condition: Any, what: str, node: Node | None = None) -> None:
-    """Poll ``condition()`` until true; fail after :data:`READY_TIMEOUT` seconds."""
-    deadline = time.monotonic() + READY_TIMEOUT
-    while not condition():
-        if node is not None and node.process is not None and node.process.poll() is not None:
-            raise RuntimeError(f"redis-server exited waiting for {what}:\n{node.log()}")
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"timed out waiting for {what}")
-        time.sleep(0.05)
+    def pause(self) -> None:
+        """Freeze the process (``SIGSTOP``): connections stay open, nothing is answered."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        """``SIGCONT`` (harmless when the process is not frozen or not running)."""
+        if self.process is not None:
+            self.process.send_signal(signal.SIGCONT)
+
+
+class RedisServer(Node):
+    """One ``redis-server`` without persistence, or (``persistent``) with an append-only file
+    fsynced on every write, so that its data survives a stop, a restart and a ``SIGKILL``."""
+
+    def __init__(self, executable: str, directory: Path, *, persistent: bool = False) -> None:
+        args = ["--save", "", "--appendonly", "yes" if persistent else "no"]
+        super().__init__(executable, directory, [*args, "--appendfsync", "always"])
+        self.persistent = persistent
 
 
 @dataclass
@@ -248,8 +304,6 @@ class SentinelGroup:
 
 def _cli(server: str) -> str:
     """``redis-cli``, installed next to ``redis-server`` (Debian's redis-tools)."""
-    import shutil
-
     found = shutil.which("redis-cli") or str(Path(server).with_name("redis-cli"))
     if not Path(found).exists():
         raise RuntimeError("redis-cli is not installed (apt-get install redis-tools)")

@@ -1,0 +1,1 @@
+"""Tests of the test infrastructure (``tests/support``): what it starts, it stops."""
