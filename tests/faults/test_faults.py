@@ -9,15 +9,19 @@ prints its row of the invariant table (``-s``); the session prints the whole tab
 
 from __future__ import annotations
 
+import contextlib
+import os
 import signal
+import socket
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
 import redis
-from cluster.topology import SENTINEL_MASTER, SentinelGroup
-from integration.helpers import Server
+from cluster.topology import SENTINEL_MASTER, SentinelGroup, wait_for
+from integration.helpers import HOST, Server, redis_server_path
 
 from dcr_middleware import Settings, StorageError
 from dcr_middleware.storage.base import Attempt, Attempted, Outcome, client_key
@@ -193,9 +197,11 @@ def test_sentinel_failover_keeps_invariants(
     finally:
         admin.close()
     late = [answer.name for answer in row.lost if answer.started > promoted[0] + GUARD_WINDOW]
+    offsets = sorted(answer.started - promoted[0] for answer in row.lost)
     print(
         f"\n{len(row.lost)} lost 201(s), {len(late)} sent later than {GUARD_WINDOW} s after the"
-        " promotion"
+        " promotion was seen"
+        + (f" (sent from {offsets[0]:+.2f} s to {offsets[-1]:+.2f} s)" if offsets else "")
     )
     if guard_kind == "min-replicas":
         # The 503s are the guard's refusals, not timeouts.
@@ -272,3 +278,77 @@ def _register_acknowledged(backend: RedisBackend, attempt: Attempt) -> Attempted
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.2)
+
+
+def test_min_replicas_to_write_answers_before_the_replica_has_the_write(tmp_path: Path) -> None:
+    """Why the ``min-replicas-to-write`` variant can lose a ``201``, made to happen every time: the
+    replica is promoted (``REPLICAOF NO ONE``, sent on a connection it already had, as the
+    Sentinel's) before it read a write the guarded master had already confirmed. The same
+    registration with ``WAIT 1`` is answered ``503`` instead. Afterwards the old master refuses
+    writes: the guard bounds the window; it does not wait for the replica."""
+    executable = redis_server_path()
+    if executable is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("redis-server is not installed")
+        pytest.skip("redis-server is not installed")
+    pair = SentinelGroup(executable, tmp_path / "pair", sentinels=0)  # a master and its replica
+    with contextlib.ExitStack() as cleanup:
+        cleanup.callback(pair.stop)
+        pair.start()
+        pair.wait_settled()
+        assert pair.master is not None and pair.replica is not None
+        assert pair.replica.process is not None
+        # The guard, with the default lag (10 s): the frozen replica still counts.
+        master = pair.master.client()
+        cleanup.callback(master.close)
+        master.config_set("min-replicas-to-write", 1)
+        # Nothing else on the replication link (its PING every 10 s): the replica's first
+        # readable socket after the freeze is the promotion's, then the master's stream.
+        master.config_set("repl-ping-replica-period", 3600)
+        no_wait, wait = (
+            RedisBackend(_injected_settings(replicas), client=pair.master.client(timeout=2))
+            for replicas in (0, 1)
+        )
+        cleanup.callback(no_wait.close)
+        cleanup.callback(wait.close)
+        sentinel = socket.create_connection((HOST, pair.replica.port), timeout=10)
+        cleanup.callback(sentinel.close)
+        sentinel.sendall(b"PING\r\n")
+        assert sentinel.recv(100) == b"+PONG\r\n"
+        replica = pair.replica.process
+        confirmed, refused = Attempt("confirmed", "{}"), Attempt("refused", "{}")
+        replica.send_signal(signal.SIGSTOP)
+        try:
+            wait_for(lambda: _stopped(replica.pid), "the replica to stop")
+            sentinel.sendall(b"REPLICAOF NO ONE\r\n")  # it reads this before the master's stream
+            assert no_wait.register(confirmed).outcome is Outcome.CREATED  # answered 201
+            with pytest.raises(StorageError):  # answered 503: WAIT 1 timed out
+                wait.register(refused)
+        finally:
+            replica.send_signal(signal.SIGCONT)
+        assert sentinel.recv(100) == b"+OK\r\n"
+        promoted = pair.replica.client()
+        cleanup.callback(promoted.close)
+        assert promoted.info("replication")["role"] == "master"
+        prefix = Settings().key_prefix
+        assert promoted.get(client_key(prefix, confirmed.client_id)) is None  # the lost 201
+        assert promoted.get(client_key(prefix, refused.client_id)) is None  # a 503: may be absent
+        with pytest.raises(StorageError):  # NOREPLICAS: the old master lost its replica
+            no_wait.register(Attempt("after", "{}"))
+
+
+def _injected_settings(wait_replicas: int) -> Settings:
+    """Settings that make :class:`RedisBackend` send ``WAIT`` (Sentinel ones; the client is given,
+    so the Sentinel address is never used)."""
+    return Settings(
+        redis_sentinels=(f"{HOST}:1",),
+        redis_sentinel_master=SENTINEL_MASTER,
+        redis_timeout=0.5,
+        redis_wait_replicas=wait_replicas,
+    )
+
+
+def _stopped(pid: int) -> bool:
+    """The process is stopped (``T`` in ``/proc/<pid>/stat``)."""
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    return stat[stat.rindex(")") + 2] == "T"
