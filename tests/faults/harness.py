@@ -141,19 +141,26 @@ def debug_sleep(redis_server: FaultRedis) -> None:
         admin.close()
 
 
-def sentinel_failover(group: SentinelGroup) -> None:
-    """``SENTINEL FAILOVER``: the replica is promoted; wait until the Sentinels name it."""
+def sentinel_failover(group: SentinelGroup) -> float:
+    """``SENTINEL FAILOVER``: the replica is promoted; wait until the Sentinels name it and the
+    old master is demoted. Returns when the promotion was seen (``time.perf_counter()``, polled
+    every 50 ms: at or after the moment the replica stopped taking the old master's stream)."""
+    assert group.master is not None and group.replica is not None
     before = current_master(group)
     client = group.watchers[0].client()
     try:
         client.sentinel_failover(SENTINEL_MASTER)
     finally:
         client.close()
+    replica = group.replica
+    wait_for(lambda: _role(replica) == "master", "the replica to be promoted")
+    promoted_at = time.perf_counter()
     wait_for(lambda: current_master(group) != before, "the Sentinels to name a new master")
     # The old master stays a master until a Sentinel turns it into a replica (about ten seconds
     # later); only then does every client write to the new one.
-    assert group.master is not None
-    wait_for(lambda: _role(group.master) == "slave", "the old master to become a replica")
+    master = group.master
+    wait_for(lambda: _role(master) == "slave", "the old master to become a replica")
+    return promoted_at
 
 
 def _role(node: Node) -> str:

@@ -40,7 +40,8 @@ class Row:
     readable: int = 0
     partial: int = 0
     orphans: int = 0  # complete records of requests answered 503 or given up on
-    lost: int = 0  # clients answered 201 but not stored afterwards
+    lost: list[Answer] = field(default_factory=list)  # answered 201, not stored afterwards
+    lost_during: int = 0  # of those, answered while the fault ran (not in the final batch)
     resumed: str = ""
     problems: list[str] = field(default_factory=list)
 
@@ -157,7 +158,8 @@ def check(
             if answer.status == 201:
                 created = answer.created
                 if stored is None or stored.client_id != created["client_id"]:
-                    row.lost += 1
+                    row.lost.append(answer)
+                    row.lost_during += answer.name in during
                 elif store.authenticate(created["client_id"], created["client_secret"]) is None:
                     problems.append(f"201 {answer.name} not readable through ClientStore")
                 elif answer.name in during:

@@ -37,6 +37,7 @@ class Answer:
     latency: float
     headers: dict[str, str] = field(default_factory=dict)
     body: bytes = b""
+    started: float = 0.0  # time.perf_counter() when it was sent
 
     @property
     def created(self) -> dict[str, Any]:
@@ -143,10 +144,11 @@ class Load:
                 _exchange(self.port, source, request), REQUEST_DEADLINE
             )
         except TimeoutError:
-            return Answer(name, HANG, time.perf_counter() - started)
+            return Answer(name, HANG, time.perf_counter() - started, started=started)
         except (OSError, asyncio.IncompleteReadError, ValueError) as exc:
-            return Answer(name, BROKEN, time.perf_counter() - started, body=repr(exc).encode())
-        return Answer(name, status, time.perf_counter() - started, headers, payload)
+            latency = time.perf_counter() - started
+            return Answer(name, BROKEN, latency, body=repr(exc).encode(), started=started)
+        return Answer(name, status, time.perf_counter() - started, headers, payload, started)
 
 
 def spread_source(number: int) -> str:

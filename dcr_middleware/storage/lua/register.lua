@@ -30,7 +30,14 @@ local function answer(outcome)
 end
 local current = redis.call('GET', KEYS[1])
 if current then
-  if current == ARGV[1] then return answer(1) end
+  if current == ARGV[1] then
+    -- The retry comes on a fresh connection, and WAIT counts only the writes of its own
+    -- connection: without a write here, the WAIT sent after this script would confirm at once a
+    -- create that no replica may have received. Writing the same record again (its TTL kept)
+    -- makes WAIT cover it (the replication stream is in order).
+    redis.call('SET', KEYS[1], ARGV[1], 'KEEPTTL')
+    return answer(1)
+  end
   return answer(4)
 end
 -- The token is checked, then the cap, and only then are both taken: a registration refused at
