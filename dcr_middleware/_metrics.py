@@ -17,7 +17,7 @@ from typing import Any
 
 from ._extras import install_hint
 from .errors import ConfigurationError
-from .events import ClientRegistered, Event, RateLimited, StorageFailed
+from .events import DURATION_BUCKETS, ClientRegistered, Event, RateLimited, StorageFailed
 from .settings import Settings
 from .storage.base import counter_key
 from .storage.memory import AsyncMemoryBackend, MemoryBackend
@@ -34,24 +34,6 @@ except ImportError as exc:  # pragma: no cover - exercised in a subprocess by th
 logger = logging.getLogger("dcr_middleware")
 
 COUNT_TTL = 15.0  # seconds a scraped client count is reused
-# A registration takes about 0.3 ms in process and a few ms with a Redis round trip
-# (docs/performance.md): the default buckets (5 ms to 10 s) would put every one in the first.
-# These resolve 100 µs to 1 s, about three per decade.
-DURATION_BUCKETS = (
-    0.0001,
-    0.00025,
-    0.0005,
-    0.001,
-    0.0025,
-    0.005,
-    0.01,
-    0.025,
-    0.05,
-    0.1,
-    0.25,
-    0.5,
-    1.0,
-)
 _METHODS = frozenset({"GET", "PUT", "DELETE"})
 _LOCK = threading.Lock()
 _BY_REGISTRY: weakref.WeakKeyDictionary[CollectorRegistry, Metrics] = weakref.WeakKeyDictionary()

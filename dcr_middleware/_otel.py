@@ -16,7 +16,7 @@ from typing import Any
 
 from ._extras import install_hint
 from .errors import ConfigurationError
-from .events import ClientRegistered, Event, RateLimited, StorageFailed
+from .events import DURATION_BUCKETS, ClientRegistered, Event, RateLimited, StorageFailed
 
 try:
     from opentelemetry import metrics as otel_metrics
@@ -27,27 +27,6 @@ except ImportError as exc:  # pragma: no cover - exercised in a subprocess by th
 
 METER_NAME = "dcr_middleware"
 _METHODS = frozenset({"GET", "PUT", "DELETE"})
-# Registrations take well under a millisecond in process and about one Redis round trip
-# otherwise: boundaries from 100 µs to 10 s, so they resolve both (the SDK's default boundaries
-# are meant for milliseconds and would put every observation in seconds into the first bucket).
-DURATION_BUCKETS = (
-    0.0001,
-    0.00025,
-    0.0005,
-    0.001,
-    0.0025,
-    0.005,
-    0.01,
-    0.025,
-    0.05,
-    0.1,
-    0.25,
-    0.5,
-    1.0,
-    2.5,
-    5.0,
-    10.0,
-)
 
 
 class OTelMetrics:

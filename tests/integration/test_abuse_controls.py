@@ -745,6 +745,7 @@ def test_require_ipv6_loopback_fails_under_ci(
 
 
 @pytest.mark.redis
+@pytest.mark.server
 @pytest.mark.parametrize(
     ("kind", "flags"),
     [("gunicorn", ["-w", "2"]), ("uvicorn", ["--no-proxy-headers"])],

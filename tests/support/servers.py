@@ -147,16 +147,20 @@ def launch(
     ``directory/<kind>-<port>.log``, and wait until ``GET /`` answers; the caller stops it."""
     log_path = directory / f"{kind}-{port}.log"
     log = log_path.open("wb")
-    process = processes.spawn(
-        argv,
-        marker="server",
-        # A gunicorn master stops its workers on SIGTERM; SIGKILL would orphan them.
-        death_signal=signal.SIGTERM,
-        env=dict(env),
-        cwd=cwd or directory,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
+    try:
+        process = processes.spawn(
+            argv,
+            marker="server",
+            # A gunicorn master stops its workers on SIGTERM; SIGKILL would orphan them.
+            death_signal=signal.SIGTERM,
+            env=dict(env),
+            cwd=cwd or directory,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    except BaseException:  # refused (a missing marker) or not started: no log file left open
+        log.close()
+        raise
     server = Server(kind, port, process, log_path, log, host)
     try:
         server.wait_ready()
