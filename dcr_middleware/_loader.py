@@ -129,6 +129,27 @@ def entry_app(build: Callable[[], Any]) -> Any:
     raise SystemExit(STARTUP_FAILURE) from None
 
 
+def leave_report_to_first_failure() -> None:
+    """In a gunicorn worker whose startup failed some other way than :func:`entry_app` (the
+    lifespan startup of a lazily built Starlette stack, which uvicorn's worker ends with status
+    3 itself): return in the first worker of its arbiter to fail, which reports; end every other
+    one with status 0, once the arbiter has reaped the first (the same election as
+    :func:`entry_app`, so that gunicorn sees one status 3). Outside gunicorn, return.
+
+    ``os._exit``: a ``SystemExit`` raised here, inside the lifespan, would be taken by uvicorn
+    for an app without lifespan support, and the worker would start."""
+    if not _in_gunicorn_worker():
+        return
+    first = _first_failure(os.getppid())
+    if first is None:
+        return
+    try:
+        _await_reaped(first, _HALT_WAIT)
+    except SystemExit:
+        sys.stderr.flush()
+        os._exit(0)
+
+
 _HALT_WAIT = 30.0
 _FRESH = 60.0  # seconds a failure mark counts when the arbiter's start time cannot be read
 

@@ -171,6 +171,7 @@ class DCRMiddleware:
                 if problem is not None:
                     problem = f"DCR_REDIS_CHECK_ON_START: {problem}"
             if problem is not None:
+                _loader.leave_report_to_first_failure()
                 await send({"type": "lifespan.startup.failed", "message": problem})
                 return
         replayed = False
