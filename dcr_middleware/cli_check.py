@@ -43,7 +43,13 @@ def _inspect_redis(settings: Settings, report: dict[str, Any]) -> int:
     from redis.backoff import NoBackoff
     from redis.retry import Retry
 
-    from .storage.connect import REDIS_ERRORS, connection_options, describe, sync_client
+    from .storage.connect import (
+        REDIS_ERRORS,
+        connection_options,
+        describe,
+        sync_client,
+        unreachable_reason,
+    )
 
     report["redis_url"] = mask_url(settings.redis_url) if settings.redis_url else None
     report["topology"] = (
@@ -71,7 +77,7 @@ def _inspect_redis(settings: Settings, report: dict[str, Any]) -> int:
                 return code
         return 0
     except REDIS_ERRORS as exc:
-        report["error"] = f"cannot reach {where}: {type(exc).__name__}: {exc}"
+        report["error"] = unreachable_reason(settings, exc)
         return 1
     finally:
         client.close()

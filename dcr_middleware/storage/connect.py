@@ -179,6 +179,12 @@ def async_client(settings: Settings) -> AsyncRedis:
     return redis.asyncio.Redis.from_pool(pool)
 
 
+def unreachable_reason(settings: Settings, exc: BaseException) -> str:
+    """Why the store's Redis cannot be reached, for startup checks and ``dcr-middleware check``
+    (never a password: :func:`describe` masks it)."""
+    return f"cannot reach {describe(settings)}: {type(exc).__name__}: {exc}"
+
+
 def unreachable(settings: Settings) -> str | None:
     """``PING`` the store's Redis once with the configured timeouts (``DCR_REDIS_CHECK_ON_START``,
     ``dcr-middleware check``): why it cannot be reached, or ``None`` when it answered."""
@@ -186,7 +192,7 @@ def unreachable(settings: Settings) -> str | None:
     try:
         client.ping()
     except REDIS_ERRORS as exc:
-        return f"cannot reach {describe(settings)}: {type(exc).__name__}: {exc}"
+        return unreachable_reason(settings, exc)
     finally:
         client.close()
     return None
@@ -198,7 +204,7 @@ async def async_unreachable(settings: Settings) -> str | None:
     try:
         await client.ping()
     except REDIS_ERRORS as exc:
-        return f"cannot reach {describe(settings)}: {type(exc).__name__}: {exc}"
+        return unreachable_reason(settings, exc)
     finally:
         await client.aclose()
     return None
