@@ -731,7 +731,7 @@ def ratelimit_cost(redis_server: RedisServer, seconds: float) -> dict[str, Any]:
     """In-process calls/s of the package's sync and async backend ``hit`` against Redis."""
     try:
         from dcr_middleware import Settings
-        from dcr_middleware.ratelimit import parse_rate_limits
+        from dcr_middleware.core.ratelimit import parse_rate_limits
         from dcr_middleware.storage.redis import AsyncRedisBackend, RedisBackend
     except ImportError as exc:
         return {"unavailable": f"import failed: {exc}"}

@@ -4,9 +4,8 @@ Importing this package reads no environment variable and opens no connection.
 """
 
 from .asgi import DCRMiddleware
-from .client import RegisteredClient
-from .discovery import authorization_server_metadata
-from .errors import (
+from .core.client import RegisteredClient
+from .core.errors import (
     ConfigurationError,
     ConflictError,
     DCRError,
@@ -15,7 +14,8 @@ from .errors import (
     InvalidRedirectURIError,
     StorageError,
 )
-from .settings import Settings
+from .core.server_metadata import authorization_server_metadata
+from .core.settings import Settings
 from .store import AsyncClientStore, ClientStore
 from .wsgi import DCRWSGIMiddleware
 

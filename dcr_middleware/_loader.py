@@ -21,8 +21,8 @@ import time
 from collections.abc import Callable
 from typing import Any, Literal
 
-from .errors import ConfigurationError
-from .settings import Settings
+from .core.errors import ConfigurationError
+from .core.settings import Settings
 
 STARTUP_FAILURE = 3
 

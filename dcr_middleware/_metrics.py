@@ -16,9 +16,9 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from ._extras import install_hint
-from .errors import ConfigurationError
-from .events import DURATION_BUCKETS, ClientRegistered, Event, RateLimited, StorageFailed
-from .settings import Settings
+from .core.errors import ConfigurationError
+from .core.events import DURATION_BUCKETS, ClientRegistered, Event, RateLimited, StorageFailed
+from .core.settings import Settings
 from .storage.base import counter_key
 from .storage.memory import AsyncMemoryBackend, MemoryBackend
 

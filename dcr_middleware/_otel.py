@@ -15,8 +15,8 @@ from __future__ import annotations
 from typing import Any
 
 from ._extras import install_hint
-from .errors import ConfigurationError
-from .events import DURATION_BUCKETS, ClientRegistered, Event, RateLimited, StorageFailed
+from .core.errors import ConfigurationError
+from .core.events import DURATION_BUCKETS, ClientRegistered, Event, RateLimited, StorageFailed
 
 try:
     from opentelemetry import metrics as otel_metrics

@@ -14,7 +14,7 @@ import logging
 import sys
 from typing import Any
 
-from .settings import Settings
+from .core.settings import Settings
 
 logger = logging.getLogger("dcr_middleware")
 

@@ -15,16 +15,16 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import TYPE_CHECKING, Any
 
 from . import _loader, _routes
-from ._http import Response, too_large
-from ._proxy_check import RewrittenPeerCheck
-from ._well_known import MetadataEndpoint
-from .admission import RequestHead
-from .errors import ConfigurationError
-from .events import EventHook, Observer
-from .management import client_id_from_path
+from .core._http import Response, too_large
+from .core._proxy_check import RewrittenPeerCheck
+from .core.admission import RequestHead
+from .core.errors import ConfigurationError
+from .core.events import EventHook, Observer
+from .core.management import client_id_from_path
+from .core.metadata_endpoint import MetadataEndpoint
+from .core.settings import Settings
 from .management_service import AsyncManagementService
 from .service import AsyncRegistrationService, warn_if_embedded
-from .settings import Settings
 from .store import AsyncClientStore
 
 if TYPE_CHECKING:
@@ -48,7 +48,7 @@ class DCRMiddleware:
     ``settings=None`` reads ``DCR_*`` from the environment once, here. ``store`` lets tests and
     applications share one :class:`AsyncClientStore` with the authorization server.
 
-    ``on_event`` is called with each event, an :class:`~dcr_middleware.events.Event` (before a
+    ``on_event`` is called with each event, an :class:`~dcr_middleware.core.events.Event` (before a
     ``DCR_EVENT_HOOK``); ``metrics_registry`` turns the Prometheus metrics on, registered there
     (``DCR_METRICS=true`` registers them on the default registry); ``meter_provider`` turns the
     OpenTelemetry metrics on, from that provider (``DCR_OTEL=true`` uses the global one). See

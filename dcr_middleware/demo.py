@@ -12,7 +12,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from .asgi import DCRMiddleware
-from .settings import Settings
+from .core.settings import Settings
 
 
 def _issuer(request: Request, settings: Settings) -> str:

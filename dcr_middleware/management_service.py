@@ -1,5 +1,5 @@
 """The RFC 7592 client configuration endpoint service, in a sync and an async shell that
-differ only in ``await``; the decisions are in :mod:`dcr_middleware.management`."""
+differ only in ``await``; the decisions are in :mod:`dcr_middleware.core.management`."""
 
 from __future__ import annotations
 
@@ -7,15 +7,15 @@ import secrets
 import time
 from collections.abc import Awaitable, Callable
 
-from . import management, tokens
-from ._http import Response, json_response
-from .admission import Admission, RequestHead
-from .client import RegisteredClient
-from .cors import CORS
-from .errors import DCRError, InvalidTokenError, MethodNotAllowedError
-from .events import ClientDeleted, ClientEvent, ClientRead, ClientUpdated, Observer, Seen
+from .core import management, tokens
+from .core._http import Response, json_response
+from .core.admission import Admission, RequestHead
+from .core.client import RegisteredClient
+from .core.cors import CORS
+from .core.errors import DCRError, InvalidTokenError, MethodNotAllowedError
+from .core.events import ClientDeleted, ClientEvent, ClientRead, ClientUpdated, Observer, Seen
+from .core.settings import Settings
 from .service import refused, refused_scope
-from .settings import Settings
 from .store import AsyncClientStore, ClientStore
 
 _NO_STORE = [("Cache-Control", "no-store"), ("Pragma", "no-cache")]

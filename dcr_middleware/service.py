@@ -18,17 +18,17 @@ import secrets
 import time
 from collections.abc import Awaitable, Callable
 
-from ._http import Response, error_response, json_response
-from .admission import Admission, RatePlan, RequestHead
-from .cors import CORS
-from .errors import DCRError, InvalidTokenError, RateLimitedError
-from .events import ClientRegistered, Observer, Seen
-from .ratelimit import RateDecision, wide_part
-from .refusals import Refusals
-from .registration import NewClient, prepare_registration
-from .settings import Settings
+from .core._http import Response, error_response, json_response
+from .core.admission import Admission, RatePlan, RequestHead
+from .core.cors import CORS
+from .core.errors import DCRError, InvalidTokenError, RateLimitedError
+from .core.events import ClientRegistered, Observer, Seen
+from .core.ratelimit import RateDecision, wide_part
+from .core.refusals import Refusals
+from .core.registration import NewClient, prepare_registration
+from .core.settings import Settings
+from .core.tokens import Grant, TokenPolicy
 from .store import AsyncClientStore, ClientStore
-from .tokens import Grant, TokenPolicy
 
 logger = logging.getLogger("dcr_middleware")
 

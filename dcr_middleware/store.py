@@ -2,7 +2,7 @@
 
 :class:`ClientStore` (blocking) and :class:`AsyncClientStore` (asyncio) have the same methods;
 each is a thin shell over a storage backend with the decisions in
-:class:`~dcr_middleware.client.RegisteredClient`.
+:class:`~dcr_middleware.core.client.RegisteredClient`.
 """
 
 from __future__ import annotations
@@ -11,13 +11,13 @@ import dataclasses
 import re
 import time
 
-from .client import RegisteredClient
-from .errors import ClientCapError, ConflictError, InvalidClientError, StorageError
-from .ratelimit import Limit, RateDecision
-from .settings import Settings
+from .core.client import RegisteredClient
+from .core.errors import ClientCapError, ConflictError, InvalidClientError, StorageError
+from .core.ratelimit import Limit, RateDecision
+from .core.settings import Settings
+from .core.tokens import unknown_token
 from .storage.base import AsyncBackend, Attempt, Attempted, Lifetime, Outcome, SyncBackend
 from .storage.memory import AsyncMemoryBackend, MemoryBackend
-from .tokens import unknown_token
 
 # Identifiers this library issues are base64url; anything else cannot name a stored client and is
 # answered without a storage round trip (and never reaches a Redis key name).
@@ -184,7 +184,7 @@ class ClientStore:
 
     def require(self, client_id: str, client_secret: str | None = None) -> RegisteredClient:
         """The client (authenticated when ``client_secret`` is given), or
-        :class:`~dcr_middleware.errors.InvalidClientError` (``401 invalid_client``)."""
+        :class:`~dcr_middleware.core.errors.InvalidClientError` (``401 invalid_client``)."""
         if client_secret is None:
             client = self.get(client_id)
         else:
@@ -283,7 +283,7 @@ class AsyncClientStore:
 
     async def require(self, client_id: str, client_secret: str | None = None) -> RegisteredClient:
         """The client (authenticated when ``client_secret`` is given), or
-        :class:`~dcr_middleware.errors.InvalidClientError` (``401 invalid_client``)."""
+        :class:`~dcr_middleware.core.errors.InvalidClientError` (``401 invalid_client``)."""
         if client_secret is None:
             client = await self.get(client_id)
         else:

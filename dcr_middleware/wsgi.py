@@ -20,16 +20,16 @@ with warnings.catch_warnings():
     import webob
 
 from . import _loader, _routes
-from ._http import Response, too_large
-from ._proxy_check import RewrittenPeerCheck
-from ._well_known import MetadataEndpoint
-from .admission import RequestHead
-from .errors import ConfigurationError, LengthRequiredError
-from .events import EventHook, Observer
-from .management import client_id_from_path
+from .core._http import Response, too_large
+from .core._proxy_check import RewrittenPeerCheck
+from .core.admission import RequestHead
+from .core.errors import ConfigurationError, LengthRequiredError
+from .core.events import EventHook, Observer
+from .core.management import client_id_from_path
+from .core.metadata_endpoint import MetadataEndpoint
+from .core.settings import Settings
 from .management_service import ManagementService
 from .service import RegistrationService, warn_if_embedded
-from .settings import Settings
 from .store import ClientStore
 
 if TYPE_CHECKING:
@@ -46,7 +46,7 @@ class DCRWSGIMiddleware:
     ``settings=None`` reads ``DCR_*`` from the environment once, here. ``store`` lets
     applications share one :class:`ClientStore` with the authorization server.
 
-    ``on_event`` is called with each event, an :class:`~dcr_middleware.events.Event` (before a
+    ``on_event`` is called with each event, an :class:`~dcr_middleware.core.events.Event` (before a
     ``DCR_EVENT_HOOK``); ``metrics_registry`` turns the Prometheus metrics on, registered there
     (``DCR_METRICS=true`` registers them on the default registry); ``meter_provider`` turns the
     OpenTelemetry metrics on, from that provider (``DCR_OTEL=true`` uses the global one). See

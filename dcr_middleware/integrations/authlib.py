@@ -18,7 +18,7 @@ from typing import Any, ClassVar
 from authlib.oauth2.rfc6749 import ClientMixin, InvalidRequestError, InvalidScopeError, grants
 from authlib.oauth2.rfc7636 import CodeChallenge
 
-from ..client import RegisteredClient
+from ..core.client import RegisteredClient
 from ..store import ClientStore
 
 

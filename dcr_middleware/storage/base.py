@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-import enum
 import time
-from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, TypeVar
 
-from ..ratelimit import Limit, RateDecision
+from ..core.ops import Attempt, Attempted, Lifetime, Op, Outcome
+from ..core.ratelimit import Limit, RateDecision
+
+__all__ = ["Attempt", "Attempted", "Lifetime", "Outcome"]  # described in core.ops
+
+T = TypeVar("T")
 
 
 def now_ms() -> int:
@@ -45,58 +48,14 @@ def counter_key(prefix: str) -> str:
     return f"{prefix}:{{client-count}}"
 
 
-@dataclass(frozen=True, slots=True)
-class Lifetime:
-    """How long an unused client lives, and how often a lookup may write to say it was used."""
-
-    idle_ttl_ms: int = 0  # 0: clients never expire
-    refresh_ms: int = 86_400_000
-
-    def due(self, used_ms: int | None, now_ms: int) -> bool:
-        """Whether a use seen at ``now_ms`` should be noted (the last one is old enough)."""
-        return used_ms is None or now_ms - used_ms >= self.refresh_ms
-
-    @classmethod
-    def of(cls, idle_ttl_seconds: int) -> Lifetime:
-        """Refresh at most every tenth of the TTL, and at least daily (see docs/storage.md)."""
-        ttl_ms = idle_ttl_seconds * 1000
-        return cls(ttl_ms, min(ttl_ms // 10, 86_400_000) if ttl_ms else 86_400_000)
-
-
-@dataclass(frozen=True, slots=True)
-class Attempt:
-    """One registration, decided atomically: the rate limit (``limits`` on ``bucket``), a use of
-    the minted token ``token`` (a digest), a place under ``cap``, then the create."""
-
-    client_id: str
-    record: str
-    bucket: str = ""
-    limits: tuple[Limit, ...] = ()
-    token: str | None = None
-    cap: int = 0
-    idle_ttl_ms: int = 0
-
-
-class Outcome(enum.Enum):
-    """How an :class:`Attempt` ended (the numbers are ``register.lua``'s replies)."""
-
-    CREATED = 1
-    LIMITED = 2
-    CAPPED = 3
-    TAKEN = 4  # the id holds another client
-    TOKEN_SPENT = 5
-
-
-@dataclass(frozen=True, slots=True)
-class Attempted:
-    """The outcome of an :class:`Attempt` and the rate decision, when a limit was checked."""
-
-    outcome: Outcome
-    decision: RateDecision | None = None
-
-
 class SyncBackend(Protocol):
     """Blocking record storage, used by the WSGI middleware and :class:`ClientStore`."""
+
+    prefix: str
+
+    def run(self, op: Op[T]) -> T:
+        """Execute one storage operation (see :mod:`dcr_middleware.core.ops`)."""
+        ...
 
     def create(self, client_id: str, record: str, idle_ttl_ms: int = 0) -> bool:
         """Store ``record`` unless ``client_id`` holds a different one; True when stored."""
@@ -164,6 +123,12 @@ class SyncBackend(Protocol):
 
 class AsyncBackend(Protocol):
     """Asynchronous record storage, used by the ASGI middleware and :class:`AsyncClientStore`."""
+
+    prefix: str
+
+    async def run(self, op: Op[T]) -> T:
+        """Execute one storage operation (see :mod:`dcr_middleware.core.ops`)."""
+        ...
 
     async def create(self, client_id: str, record: str, idle_ttl_ms: int = 0) -> bool:
         """Store ``record`` unless ``client_id`` holds a different one; True when stored."""

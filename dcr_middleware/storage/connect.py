@@ -1,4 +1,4 @@
-"""Building redis-py clients from :class:`~dcr_middleware.settings.Settings`.
+"""Building redis-py clients from :class:`~dcr_middleware.core.settings.Settings`.
 
 One place decides which client a deployment gets (the sync one for WSGI and the CLI, the asyncio
 one for ASGI), for which topology, and with which timeouts and retry policy: a command is retried
@@ -42,9 +42,9 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisClusterException, RedisError
 from redis.retry import Retry
 
-from .._settings_checks import sentinel_address
-from ..errors import ConfigurationError
-from ..settings import Settings
+from ..core._settings_checks import sentinel_address
+from ..core.errors import ConfigurationError
+from ..core.settings import Settings
 from . import _pools, _redis_py
 
 SyncRedis: TypeAlias = "redis.Redis | redis.cluster.RedisCluster"
@@ -90,7 +90,7 @@ def redis_url(settings: Settings) -> str:
 
 def describe(settings: Settings) -> str:
     """Where the store is, for logs and ``dcr-middleware check`` (never a password)."""
-    from ..settings import mask_url
+    from ..core.settings import mask_url
 
     if settings.redis_sentinels:
         sentinels = ",".join(settings.redis_sentinels)

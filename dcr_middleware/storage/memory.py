@@ -11,11 +11,13 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from typing import ClassVar
+from typing import ClassVar, TypeVar
 
-from ..ratelimit import Limit, RateDecision, decide
+from ..core.ops import Op
+from ..core.ratelimit import Limit, RateDecision, decide
 from .base import Attempt, Attempted, Lifetime, Outcome, client_key
 
+T = TypeVar("T")
 _PRUNE_AT = 10_000  # buckets held before idle ones are dropped
 
 
@@ -25,6 +27,11 @@ def _now_ms() -> int:
 
 class MemoryBackend:
     """Thread-safe dict of records (the same contract as the Redis backends)."""
+
+    def run(self, op: Op[T]) -> T:
+        """Execute one storage operation (see :mod:`dcr_middleware.core.ops`)."""
+        result: T = getattr(self, op.method)(*op.args())
+        return result
 
     _shared: ClassVar[dict[str, MemoryBackend]] = {}
     _shared_lock: ClassVar[threading.Lock] = threading.Lock()
@@ -257,8 +264,14 @@ class MemoryBackend:
 class AsyncMemoryBackend:
     """The embedded store behind the async interface; operations never block."""
 
+    async def run(self, op: Op[T]) -> T:
+        """Execute one storage operation (see :mod:`dcr_middleware.core.ops`)."""
+        result: T = await getattr(self, op.method)(*op.args())
+        return result
+
     def __init__(self, backend: MemoryBackend) -> None:
         self.backend = backend
+        self.prefix = backend.prefix
 
     async def create(self, client_id: str, record: str, idle_ttl_ms: int = 0) -> bool:
         """Store ``record`` unless ``client_id`` holds a different one."""

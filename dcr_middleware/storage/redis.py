@@ -8,7 +8,7 @@ gunicorn ``--preload`` is safe.
 Failure policy (clients built in :mod:`.connect`): explicit connect and command timeouts; a
 command is retried once, only after a *connection* error (nothing was written, or the create
 script makes the re-send harmless), and never after a timeout, where the write may have happened.
-Every Redis exception becomes a :class:`~dcr_middleware.errors.StorageError`, which the
+Every Redis exception becomes a :class:`~dcr_middleware.core.errors.StorageError`, which the
 middlewares answer with ``503``.
 """
 
@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 from importlib import resources
-from typing import Any
+from typing import Any, TypeVar
 
 import redis
 import redis.asyncio
@@ -24,8 +24,9 @@ import redis.asyncio.cluster
 import redis.cluster
 from redis.exceptions import NoScriptError
 
-from ..errors import StorageError
-from ..ratelimit import (
+from ..core.errors import StorageError
+from ..core.ops import Op
+from ..core.ratelimit import (
     Limit,
     RateDecision,
     attached,
@@ -36,7 +37,7 @@ from ..ratelimit import (
     script_args,
     wide_part,
 )
-from ..settings import Settings
+from ..core.settings import Settings
 from .base import (
     Attempt,
     Attempted,
@@ -51,6 +52,7 @@ from .base import (
 )
 from .connect import REDIS_ERRORS, AsyncRedis, SyncRedis, async_client, sync_client
 
+T = TypeVar("T")
 logger = logging.getLogger("dcr_middleware")
 
 
@@ -150,6 +152,11 @@ def storage_error(exc: Exception) -> StorageError:
 
 class RedisBackend:
     """Client records in Redis, through the blocking redis-py client."""
+
+    def run(self, op: Op[T]) -> T:
+        """Execute one storage operation (see :mod:`dcr_middleware.core.ops`)."""
+        result: T = getattr(self, op.method)(*op.args())
+        return result
 
     def __init__(self, settings: Settings, client: SyncRedis | None = None) -> None:
         if client is None:
@@ -367,6 +374,11 @@ class RedisBackend:
 
 class AsyncRedisBackend:
     """Client records in Redis, through ``redis.asyncio``."""
+
+    async def run(self, op: Op[T]) -> T:
+        """Execute one storage operation (see :mod:`dcr_middleware.core.ops`)."""
+        result: T = await getattr(self, op.method)(*op.args())
+        return result
 
     def __init__(self, settings: Settings, client: AsyncRedis | None = None) -> None:
         if client is None:

@@ -24,7 +24,7 @@ from dcr_middleware import (
     Settings,
     StorageError,
 )
-from dcr_middleware.ratelimit import Limit, RateDecision
+from dcr_middleware.core.ratelimit import Limit, RateDecision
 from dcr_middleware.storage.base import Attempt, Attempted
 from dcr_middleware.storage.memory import AsyncMemoryBackend, MemoryBackend
 

@@ -24,8 +24,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from dcr_middleware import AsyncClientStore, ClientStore, DCRMiddleware, DCRWSGIMiddleware, Settings
-from dcr_middleware._json_depth import MAX_DEPTH
-from dcr_middleware.events import Event
+from dcr_middleware.core._json_depth import MAX_DEPTH
+from dcr_middleware.core.events import Event
 from dcr_middleware.storage.memory import AsyncMemoryBackend, MemoryBackend
 
 from .cases import EC_PUBLIC

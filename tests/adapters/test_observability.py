@@ -23,7 +23,7 @@ from dcr_middleware import (
     DCRWSGIMiddleware,
     Settings,
 )
-from dcr_middleware.events import (
+from dcr_middleware.core.events import (
     ClientDeleted,
     ClientRead,
     ClientRegistered,

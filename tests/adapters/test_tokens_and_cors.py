@@ -19,7 +19,7 @@ import httpx
 import pytest
 
 from dcr_middleware import Settings
-from dcr_middleware.tokens import TokenPolicy
+from dcr_middleware.core.tokens import TokenPolicy
 
 from .harness import (
     Answer,

@@ -28,8 +28,8 @@ from dcr_middleware import (
     StorageError,
     cli,
 )
-from dcr_middleware.errors import ClientCapError
-from dcr_middleware.ratelimit import Limit
+from dcr_middleware.core.errors import ClientCapError
+from dcr_middleware.core.ratelimit import Limit
 from dcr_middleware.storage.base import client_key, token_key
 from dcr_middleware.storage.redis import AsyncRedisBackend, RedisBackend
 

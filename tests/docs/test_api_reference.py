@@ -61,7 +61,7 @@ def test_griffe_roles_extension_rewrites_every_sphinx_role() -> None:
     leftovers = [t for t in texts if re.search(r":(class|func|meth|mod|data|attr):`", t)]
     assert leftovers == []
     # Resolved to full paths, so the references link where the target is rendered (docs/api.md).
-    assert any('<autoref identifier="dcr_middleware.errors.' in text for text in texts)
+    assert any('<autoref identifier="dcr_middleware.core.errors.' in text for text in texts)
 
 
 def _rendered_objects(package: griffe.Module) -> tuple[set[str], list[griffe.Object]]:

@@ -16,8 +16,8 @@ import pytest
 with warnings.catch_warnings():
     warnings.filterwarnings("ignore", "'cgi' is deprecated", DeprecationWarning)
     import dcr_middleware
-    from dcr_middleware import _env
-    from dcr_middleware.settings import env_name
+    from dcr_middleware.core import _env
+    from dcr_middleware.core.settings import env_name
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIGURATION = ROOT / "docs" / "configuration.md"

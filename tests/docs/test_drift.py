@@ -13,7 +13,7 @@ with warnings.catch_warnings():  # WebOb 1.8 imports the deprecated stdlib ``cgi
     warnings.filterwarnings("ignore", "'cgi' is deprecated", DeprecationWarning)
     from dcr_middleware import Settings
     from dcr_middleware.cli import build_parser
-    from dcr_middleware.settings import env_name
+    from dcr_middleware.core.settings import env_name
 
 from .deliberate import NOT_SETTINGS
 

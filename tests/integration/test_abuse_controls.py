@@ -52,7 +52,7 @@ from support import (
 )
 
 from dcr_middleware import AsyncClientStore, ClientStore, Settings
-from dcr_middleware.ratelimit import Limit, RateDecision, parse_rate_limits
+from dcr_middleware.core.ratelimit import Limit, RateDecision, parse_rate_limits
 from dcr_middleware.storage.base import rate_key
 from dcr_middleware.storage.memory import AsyncMemoryBackend, MemoryBackend
 

@@ -20,8 +20,8 @@ from typing import Any
 import pytest
 from support import APPS_DIR, HOST
 
-from dcr_middleware import cli_check
 from dcr_middleware.cli import build_parser
+from dcr_middleware.cli import check as cli_check
 
 
 @dataclass

@@ -22,8 +22,8 @@ import pytest
 import redis
 from support import RedisServer
 
-from dcr_middleware.registration import NewClient, prepare_registration
-from dcr_middleware.settings import Settings
+from dcr_middleware.core.registration import NewClient, prepare_registration
+from dcr_middleware.core.settings import Settings
 from dcr_middleware.storage.base import client_key, counter_key
 from dcr_middleware.store import ClientStore
 

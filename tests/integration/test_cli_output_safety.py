@@ -21,8 +21,8 @@ from pathlib import Path
 import pytest
 from support import RedisServer
 
-from dcr_middleware.registration import prepare_registration
-from dcr_middleware.settings import Settings
+from dcr_middleware.core.registration import prepare_registration
+from dcr_middleware.core.settings import Settings
 from dcr_middleware.store import ClientStore
 
 pytestmark = pytest.mark.redis

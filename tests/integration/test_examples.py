@@ -35,7 +35,7 @@ from support import (
 )
 
 from dcr_middleware import ClientStore, Settings
-from dcr_middleware.settings import env_name
+from dcr_middleware.core.settings import env_name
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"

@@ -31,12 +31,12 @@ from dcr_middleware import (
     InvalidClientMetadataError,
     Settings,
 )
-from dcr_middleware.ratelimit import Limit, RateDecision, decide, parse_rate_limits
-from dcr_middleware.registration import prepare_registration
+from dcr_middleware.core.ratelimit import Limit, RateDecision, decide, parse_rate_limits
+from dcr_middleware.core.registration import prepare_registration
+from dcr_middleware.core.tokens import TokenPolicy
 from dcr_middleware.storage.base import rate_key, token_key
 from dcr_middleware.storage.memory import MemoryBackend
 from dcr_middleware.storage.redis import RATELIMIT_SCRIPT, REGISTER_SCRIPT
-from dcr_middleware.tokens import TokenPolicy
 
 from .test_management import RedisLog
 from .test_round_trips_and_lifetime import sent_by_clients

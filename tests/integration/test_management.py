@@ -45,8 +45,8 @@ from support import (
 )
 
 from dcr_middleware import AsyncClientStore, ClientStore, RegisteredClient, Settings
-from dcr_middleware.errors import ClientCapError, ConflictError
-from dcr_middleware.registration import prepare_registration
+from dcr_middleware.core.errors import ClientCapError, ConflictError
+from dcr_middleware.core.registration import prepare_registration
 from dcr_middleware.storage.base import client_key, counter_key
 from dcr_middleware.storage.redis import REPLACE_SCRIPT
 

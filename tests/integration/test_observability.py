@@ -21,7 +21,7 @@ from dcr_middleware import (
     DCRWSGIMiddleware,
     Settings,
 )
-from dcr_middleware.events import Event, StorageFailed
+from dcr_middleware.core.events import Event, StorageFailed
 
 KINDS = ["uvicorn", "gunicorn", "gunicorn-uvicorn"]
 

@@ -1,7 +1,7 @@
 """The GCRA explicit-clock cases (tests/support/gcra_cases.py) against the Redis scripts.
 
 The scripts take ``now`` from their caller, so these run the same table as the pure
-:func:`~dcr_middleware.ratelimit.decide` tests, boundaries included, through ``ratelimit.lua``
+:func:`~dcr_middleware.core.ratelimit.decide` tests, boundaries included, through ``ratelimit.lua``
 (a rate-limit check alone) and ``register.lua`` (the check made with a registration), both
 starting with ``gcra.lua``, on a real ``redis-server``.
 """
@@ -15,7 +15,7 @@ import pytest
 import redis
 from support.gcra_cases import CASES, NOW, Case
 
-from dcr_middleware.ratelimit import (
+from dcr_middleware.core.ratelimit import (
     Limit,
     RateDecision,
     decision_from_reply,

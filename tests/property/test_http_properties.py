@@ -57,7 +57,7 @@ from dcr_middleware import (
     DCRWSGIMiddleware,
     Settings,
 )
-from dcr_middleware.metadata import LOCALIZABLE, ClientMetadata
+from dcr_middleware.core.client_metadata import LOCALIZABLE, ClientMetadata
 from dcr_middleware.storage.base import client_key
 
 if TYPE_CHECKING:

@@ -1,6 +1,6 @@
 """GCRA cases on an explicit clock, one table run against both implementations.
 
-``tests/unit/test_ratelimit.py`` runs them against :func:`dcr_middleware.ratelimit.decide` (the
+``tests/unit/test_ratelimit.py`` runs them against :func:`dcr_middleware.core.ratelimit.decide` (the
 embedded store's arithmetic) and ``tests/integration/test_ratelimit_lua.py`` against the Redis
 scripts (``storage/lua/gcra.lua``), which take their clock from the caller for this reason: with
 Redis ``TIME`` a boundary such as "the N-th request of a burst is admitted" is only reached when
@@ -23,7 +23,7 @@ from typing import Any, Protocol
 
 import pytest
 
-from dcr_middleware.ratelimit import Limit, RateDecision
+from dcr_middleware.core.ratelimit import Limit, RateDecision
 
 NOW = 1_700_000_000_000  # an arbitrary epoch time in ms; every case passes its own clock
 

@@ -10,7 +10,7 @@ from typing import Any
 import redis
 
 from dcr_middleware import RegisteredClient, Settings
-from dcr_middleware.registration import NewClient, prepare_registration
+from dcr_middleware.core.registration import NewClient, prepare_registration
 
 NOW = int(time.time())
 

@@ -7,17 +7,17 @@ from collections.abc import Mapping
 
 import pytest
 
-from dcr_middleware.admission import Admission, RatePlan, RequestHead
-from dcr_middleware.errors import (
+from dcr_middleware.core.admission import Admission, RatePlan, RequestHead
+from dcr_middleware.core.errors import (
     DCRError,
     InvalidRequestError,
     PayloadTooLargeError,
     RateLimitedError,
     UnsupportedMediaTypeError,
 )
-from dcr_middleware.ratelimit import Limit, RateDecision, parse_rate_limits
-from dcr_middleware.settings import Settings
-from dcr_middleware.tokens import Grant, TokenPolicy
+from dcr_middleware.core.ratelimit import Limit, RateDecision, parse_rate_limits
+from dcr_middleware.core.settings import Settings
+from dcr_middleware.core.tokens import Grant, TokenPolicy
 
 JSON = "application/json"
 CLIENT = "198.51.100.7"

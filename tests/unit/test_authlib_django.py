@@ -18,7 +18,7 @@ django.setup()
 from authlib.integrations.django_oauth2 import AuthorizationServer
 from dcr_middleware import ClientStore, Settings
 from dcr_middleware.integrations import authlib as dcr_authlib
-from dcr_middleware.registration import prepare_registration
+from dcr_middleware.core.registration import prepare_registration
 
 clients = ClientStore(Settings(key_prefix="django-doc"))
 lookup = dcr_authlib.query_client(clients)

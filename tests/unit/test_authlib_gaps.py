@@ -18,11 +18,11 @@ from authlib.oauth2.rfc7591 import ClientMetadataClaims, ClientRegistrationEndpo
 from authlib.oauth2.rfc7591 import InvalidClientMetadataError as AuthlibInvalidClientMetadata
 from joserfc.errors import InvalidClaimError
 
-from dcr_middleware._http import error_response
-from dcr_middleware.errors import InvalidClientMetadataError, InvalidRedirectURIError
-from dcr_middleware.metadata import validate_client_metadata
-from dcr_middleware.registration import prepare_registration
-from dcr_middleware.settings import Settings
+from dcr_middleware.core._http import error_response
+from dcr_middleware.core.client_metadata import validate_client_metadata
+from dcr_middleware.core.errors import InvalidClientMetadataError, InvalidRedirectURIError
+from dcr_middleware.core.registration import prepare_registration
+from dcr_middleware.core.settings import Settings
 
 WEB = "https://app.example.com/cb"
 NOW = 1_700_000_000

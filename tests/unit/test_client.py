@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from dcr_middleware.client import RegisteredClient
+from dcr_middleware.core.client import RegisteredClient
 
 SECRET = "s3cr3t-value-of-the-client"
 ISSUED = 1_700_000_000

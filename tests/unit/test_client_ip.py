@@ -13,7 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from dcr_middleware.client_ip import (
+from dcr_middleware.core.client_ip import (
     IPAddress,
     IPNetwork,
     bucket,

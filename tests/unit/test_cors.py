@@ -7,10 +7,10 @@ import json
 
 import pytest
 
-from dcr_middleware._http import Response, json_response
-from dcr_middleware.admission import RequestHead
-from dcr_middleware.cors import CORS
-from dcr_middleware.settings import Settings
+from dcr_middleware.core._http import Response, json_response
+from dcr_middleware.core.admission import RequestHead
+from dcr_middleware.core.cors import CORS
+from dcr_middleware.core.settings import Settings
 
 APP = "https://app.example.com"
 INSPECTOR = "http://localhost:6274"

@@ -6,7 +6,7 @@ import hashlib
 
 import pytest
 
-from dcr_middleware import credentials
+from dcr_middleware.core import credentials
 
 
 def test_credentials_client_id_has_at_least_128_bits() -> None:

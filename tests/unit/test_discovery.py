@@ -1,5 +1,5 @@
-"""RFC 8414 / OIDC discovery fields derived from the settings (dcr_middleware.discovery), and the
-metadata endpoint's answers (dcr_middleware._well_known) without an adapter."""
+"""RFC 8414 / OIDC discovery fields derived from the settings (dcr_middleware.core.server_metadata),
+and the metadata endpoint's answers (dcr_middleware.core.metadata_endpoint) without an adapter."""
 
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 
 from dcr_middleware import Settings, authorization_server_metadata
-from dcr_middleware._well_known import MetadataEndpoint
-from dcr_middleware.admission import RequestHead
-from dcr_middleware.discovery import well_known_path
-from dcr_middleware.errors import ConfigurationError
+from dcr_middleware.core.admission import RequestHead
+from dcr_middleware.core.errors import ConfigurationError
+from dcr_middleware.core.metadata_endpoint import MetadataEndpoint
+from dcr_middleware.core.server_metadata import well_known_path
 
 ISSUER = "https://auth.example.com"
 ENDPOINTS = {

@@ -12,13 +12,13 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from dcr_middleware import ConfigurationError, RegisteredClient, Settings, _metrics
-from dcr_middleware.errors import (
+from dcr_middleware.core.errors import (
     InvalidRedirectURIError,
     InvalidTokenError,
     RateLimitedError,
     StorageError,
 )
-from dcr_middleware.events import (
+from dcr_middleware.core.events import (
     ClientDeleted,
     ClientRead,
     ClientRegistered,
@@ -391,7 +391,7 @@ def test_metrics_without_prometheus_client_is_a_configuration_error() -> None:
 import sys
 sys.modules["prometheus_client"] = None  # as if the extra were not installed
 from dcr_middleware import ConfigurationError, Settings
-from dcr_middleware.events import Observer
+from dcr_middleware.core.events import Observer
 try:
     Observer.from_settings(Settings(metrics=True))
 except ConfigurationError as exc:
@@ -417,9 +417,9 @@ else:
 
 def test_events_module_does_not_import_prometheus() -> None:
     code = (
-        "import sys, dcr_middleware, dcr_middleware.events\n"
+        "import sys, dcr_middleware, dcr_middleware.core.events\n"
         "from dcr_middleware import Settings\n"
-        "from dcr_middleware.events import Observer\n"
+        "from dcr_middleware.core.events import Observer\n"
         "Observer.from_settings(Settings())\n"
         "assert 'prometheus_client' not in sys.modules, 'imported'\n"
     )

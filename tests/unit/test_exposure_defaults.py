@@ -11,9 +11,9 @@ import secrets
 import pytest
 
 from dcr_middleware import ConfigurationError, InvalidClientMetadataError, Settings
-from dcr_middleware.client_ip import wide_bucket
-from dcr_middleware.errors import RateLimitedError
-from dcr_middleware.ratelimit import (
+from dcr_middleware.core.client_ip import wide_bucket
+from dcr_middleware.core.errors import RateLimitedError
+from dcr_middleware.core.ratelimit import (
     Limit,
     RateDecision,
     attached,
@@ -25,8 +25,8 @@ from dcr_middleware.ratelimit import (
     script_args,
     wide_part,
 )
-from dcr_middleware.registration import prepare_registration
-from dcr_middleware.throttle import Throttle
+from dcr_middleware.core.registration import prepare_registration
+from dcr_middleware.core.throttle import Throttle
 
 WIDE = "ip:2001:db8:1::/48"
 OWN = (Limit(2, 60),)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from dcr_middleware import _flows
+from dcr_middleware.core import grant_types as _flows
 
 
 @pytest.mark.parametrize(

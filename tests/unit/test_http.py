@@ -6,14 +6,14 @@ import json
 
 import pytest
 
-from dcr_middleware._http import (
+from dcr_middleware.core._http import (
     check_content_type,
     check_declared_length,
     error_response,
     json_response,
     too_large,
 )
-from dcr_middleware.errors import (
+from dcr_middleware.core.errors import (
     DCRError,
     InvalidClientMetadataError,
     InvalidRedirectURIError,

@@ -8,10 +8,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from dcr_middleware._json_depth import MAX_DEPTH, too_deep
-from dcr_middleware._statement_keys import strict_object
-from dcr_middleware.errors import InvalidClientMetadataError
-from dcr_middleware.registration import parse_json_object
+from dcr_middleware.core._json_depth import MAX_DEPTH, too_deep
+from dcr_middleware.core._statement_keys import strict_object
+from dcr_middleware.core.errors import InvalidClientMetadataError
+from dcr_middleware.core.registration import parse_json_object
 
 
 def nested(depth: int, opener: str = "[", closer: str = "]") -> str:

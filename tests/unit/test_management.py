@@ -16,26 +16,26 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from dcr_middleware import client_ip
-from dcr_middleware.admission import Admission, RequestHead
-from dcr_middleware.client import RegisteredClient
-from dcr_middleware.credentials import SECRET_METHODS
-from dcr_middleware.errors import (
+from dcr_middleware.core import client_ip
+from dcr_middleware.core.admission import Admission, RequestHead
+from dcr_middleware.core.client import RegisteredClient
+from dcr_middleware.core.credentials import SECRET_METHODS
+from dcr_middleware.core.errors import (
     DCRError,
     InvalidClientMetadataError,
     InvalidRedirectURIError,
     InvalidRequestError,
     InvalidTokenError,
 )
-from dcr_middleware.management import (
+from dcr_middleware.core.management import (
     Update,
     authorize,
     client_id_from_path,
     client_information,
     prepare_update,
 )
-from dcr_middleware.registration import prepare_registration
-from dcr_middleware.settings import Settings
+from dcr_middleware.core.registration import prepare_registration
+from dcr_middleware.core.settings import Settings
 
 REGISTERED = 1_700_000_000
 NOW = REGISTERED + 100

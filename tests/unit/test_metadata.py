@@ -8,13 +8,13 @@ from typing import Any
 import pytest
 from joserfc.jwk import ECKey, OctKey, OKPKey, RSAKey
 
-from dcr_middleware.errors import (
+from dcr_middleware.core.client_metadata import validate_client_metadata
+from dcr_middleware.core.errors import (
     DCRError,
     InvalidClientMetadataError,
     InvalidRedirectURIError,
 )
-from dcr_middleware.metadata import validate_client_metadata
-from dcr_middleware.settings import Settings
+from dcr_middleware.core.settings import Settings
 
 WEB = "https://app.example.com/cb"
 DEFAULT = Settings()

@@ -6,7 +6,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from dcr_middleware._metrics import DURATION_BUCKETS, Metrics
-from dcr_middleware.events import ClientRegistered
+from dcr_middleware.core.events import ClientRegistered
 
 NAME = "dcr_registration_duration_seconds"
 

@@ -8,15 +8,15 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from dcr_middleware import oidc
-from dcr_middleware.errors import (
+from dcr_middleware.core import oidc
+from dcr_middleware.core.client_metadata import validate_client_metadata
+from dcr_middleware.core.errors import (
     ConfigurationError,
     DCRError,
     InvalidClientMetadataError,
     InvalidRedirectURIError,
 )
-from dcr_middleware.metadata import validate_client_metadata
-from dcr_middleware.settings import Settings
+from dcr_middleware.core.settings import Settings
 
 WEB = "https://app.example.com/cb"
 ICM = InvalidClientMetadataError

@@ -2,7 +2,7 @@
 
 Each gap has a pair of tests. ``test_authlib_plain_oidc_<gap>`` shows that Authlib's
 ``authlib.oidc.registration.ClientMetadataClaims`` (installed version) has the gap; it fails the
-day Authlib fixes it, which is the signal to revisit :class:`dcr_middleware.oidc.OIDCMetadata`.
+day Authlib fixes it, which is the signal to revisit :class:`dcr_middleware.core.oidc.OIDCMetadata`.
 The ``test_validate_client_metadata_*`` partner shows that this library does the right thing.
 """
 
@@ -14,9 +14,9 @@ import pytest
 from authlib.oidc.registration import ClientMetadataClaims
 from joserfc.errors import InvalidClaimError
 
-from dcr_middleware.errors import InvalidClientMetadataError, InvalidRedirectURIError
-from dcr_middleware.metadata import validate_client_metadata
-from dcr_middleware.settings import Settings
+from dcr_middleware.core.client_metadata import validate_client_metadata
+from dcr_middleware.core.errors import InvalidClientMetadataError, InvalidRedirectURIError
+from dcr_middleware.core.settings import Settings
 
 WEB = "https://app.example.com/cb"
 # The server supports what the requests below ask for, so only the rule under test can refuse.

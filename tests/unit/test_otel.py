@@ -14,13 +14,13 @@ from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
 from dcr_middleware import RegisteredClient, Settings, _extras, _otel
-from dcr_middleware.errors import (
+from dcr_middleware.core.errors import (
     InvalidRedirectURIError,
     InvalidTokenError,
     RateLimitedError,
     StorageError,
 )
-from dcr_middleware.events import ClientRegistered, ClientUpdated, Observer, Seen
+from dcr_middleware.core.events import ClientRegistered, ClientUpdated, Observer, Seen
 
 ROOT = Path(__file__).resolve().parents[2]
 REGISTRATION = Seen("registration", "POST", "/register", "192.0.2.7", started=10.0)
@@ -120,8 +120,8 @@ def test_otel_without_an_sdk_is_a_no_op() -> None:
 import sys
 sys.modules["opentelemetry.sdk"] = None  # as if only opentelemetry-api were installed
 from dcr_middleware import RegisteredClient, Settings
-from dcr_middleware.errors import StorageError
-from dcr_middleware.events import ClientRegistered, Observer, Seen
+from dcr_middleware.core.errors import StorageError
+from dcr_middleware.core.events import ClientRegistered, Observer, Seen
 seen = []
 obs = Observer.from_settings(Settings.from_env({"DCR_OTEL": "true"}), on_event=seen.append)
 at = Seen("registration", "POST", "/register", None, 0.0)
@@ -143,7 +143,7 @@ def test_otel_without_the_api_is_a_configuration_error() -> None:
 import sys
 sys.modules["opentelemetry"] = None  # as if the extra were not installed
 from dcr_middleware import ConfigurationError, Settings
-from dcr_middleware.events import Observer
+from dcr_middleware.core.events import Observer
 try:
     Observer.from_settings(Settings(otel=True))
 except ConfigurationError as exc:
@@ -163,7 +163,7 @@ def test_otel_module_is_imported_only_when_enabled() -> None:
         """
 import sys
 from dcr_middleware import Settings
-from dcr_middleware.events import Observer
+from dcr_middleware.core.events import Observer
 Observer.from_settings(Settings())
 assert "opentelemetry" not in sys.modules and "dcr_middleware._otel" not in sys.modules
 """

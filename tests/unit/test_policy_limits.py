@@ -8,9 +8,10 @@ from typing import Any
 import pytest
 from joserfc.jwk import ECKey, RSAKey
 
-from dcr_middleware.admission import Admission
-from dcr_middleware.client import RegisteredClient
-from dcr_middleware.errors import (
+from dcr_middleware.core.admission import Admission
+from dcr_middleware.core.client import RegisteredClient
+from dcr_middleware.core.client_metadata import validate_client_metadata
+from dcr_middleware.core.errors import (
     ClientCapError,
     ConfigurationError,
     DCRError,
@@ -18,9 +19,8 @@ from dcr_middleware.errors import (
     InvalidRedirectURIError,
     StorageError,
 )
-from dcr_middleware.metadata import validate_client_metadata
-from dcr_middleware.ratelimit import Limit, parse_rate_limits
-from dcr_middleware.settings import Settings
+from dcr_middleware.core.ratelimit import Limit, parse_rate_limits
+from dcr_middleware.core.settings import Settings
 from dcr_middleware.storage import memory
 from dcr_middleware.storage.memory import AsyncMemoryBackend, MemoryBackend
 from dcr_middleware.store import AsyncClientStore, ClientStore

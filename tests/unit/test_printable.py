@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from dcr_middleware._printable import printable, printable_lines
+from dcr_middleware.core._printable import printable, printable_lines
 
 
 @pytest.mark.parametrize(

@@ -1,7 +1,7 @@
 """Hypothesis: whatever a client sends, validation ends in a dict or one of our errors.
 
-Only :class:`~dcr_middleware.errors.DCRError` subclasses may leave the validators (anything else
-would be a 500), and what they accept is consistent: §2.1 grant/response types agree, every
+Only :class:`~dcr_middleware.core.errors.DCRError` subclasses may leave the validators (anything
+else would be a 500), and what they accept is consistent: §2.1 grant/response types agree, every
 redirect URI passes the URI rules, and the result is strict JSON.
 """
 
@@ -13,11 +13,16 @@ from typing import Any
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from dcr_middleware import _flows, _uris
-from dcr_middleware.errors import DCRError
-from dcr_middleware.metadata import LOCALIZABLE, ClientMetadata, validate_client_metadata
-from dcr_middleware.registration import parse_json_object, prepare_registration
-from dcr_middleware.settings import Settings
+from dcr_middleware.core import _uris
+from dcr_middleware.core import grant_types as _flows
+from dcr_middleware.core.client_metadata import (
+    LOCALIZABLE,
+    ClientMetadata,
+    validate_client_metadata,
+)
+from dcr_middleware.core.errors import DCRError
+from dcr_middleware.core.registration import parse_json_object, prepare_registration
+from dcr_middleware.core.settings import Settings
 
 PROPERTY = settings(
     max_examples=300,

@@ -6,7 +6,7 @@ import logging
 
 import pytest
 
-from dcr_middleware._proxy_check import RewrittenPeerCheck, rewritten_from
+from dcr_middleware.core._proxy_check import RewrittenPeerCheck, rewritten_from
 
 
 @pytest.mark.parametrize(

@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from support.gcra_cases import CASES, NOW, Case, burst
 
-from dcr_middleware.ratelimit import (
+from dcr_middleware.core.ratelimit import (
     Limit,
     RateDecision,
     decide,

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from dcr_middleware.ratelimit import Limit, RateDecision
-from dcr_middleware.refusals import Refusals
+from dcr_middleware.core.ratelimit import Limit, RateDecision
+from dcr_middleware.core.refusals import Refusals
 from dcr_middleware.storage import memory
 from dcr_middleware.storage.base import Attempt, Lifetime, Outcome
 

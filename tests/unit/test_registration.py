@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
-from dcr_middleware.client import RegisteredClient
-from dcr_middleware.errors import InvalidClientMetadataError, InvalidRedirectURIError
-from dcr_middleware.registration import parse_json_object, prepare_registration
-from dcr_middleware.settings import Settings
+from dcr_middleware.core.client import RegisteredClient
+from dcr_middleware.core.errors import InvalidClientMetadataError, InvalidRedirectURIError
+from dcr_middleware.core.registration import parse_json_object, prepare_registration
+from dcr_middleware.core.settings import Settings
 
 NOW = 1_700_000_000
 WEB = "https://app.example.com/cb"

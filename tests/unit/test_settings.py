@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from dcr_middleware.errors import ConfigurationError
-from dcr_middleware.settings import Settings, mask_url
+from dcr_middleware.core.errors import ConfigurationError
+from dcr_middleware.core.settings import Settings, mask_url
 
 # A public P-256 key (the one of tests/adapters/cases.py), for the software-statement samples.
 SAMPLE_JWKS = (

@@ -22,19 +22,19 @@ from hypothesis import strategies as st
 from joserfc.jwk import ECKey, Key, OctKey, OKPKey, RSAKey
 from joserfc.jws import JWSRegistry
 
-from dcr_middleware import software_statement as ss
-from dcr_middleware._statement_keys import SYMMETRIC_ALGS
-from dcr_middleware.admission import Admission
-from dcr_middleware.errors import (
+from dcr_middleware.core import software_statement as ss
+from dcr_middleware.core._statement_keys import SYMMETRIC_ALGS
+from dcr_middleware.core.admission import Admission
+from dcr_middleware.core.errors import (
     ConfigurationError,
     DCRError,
     InvalidSoftwareStatementError,
     UnapprovedSoftwareStatementError,
 )
-from dcr_middleware.management import prepare_update
-from dcr_middleware.registration import prepare_registration
-from dcr_middleware.settings import Settings
-from dcr_middleware.software_statement import SoftwareStatements
+from dcr_middleware.core.management import prepare_update
+from dcr_middleware.core.registration import prepare_registration
+from dcr_middleware.core.settings import Settings
+from dcr_middleware.core.software_statement import SoftwareStatements
 
 NOW = 1_700_000_000
 ISSUER = "https://statements.example.com"

@@ -10,10 +10,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from dcr_middleware.admission import Admission, RequestHead
-from dcr_middleware.errors import ConfigurationError, InvalidTokenError
-from dcr_middleware.settings import Settings
-from dcr_middleware.tokens import (
+from dcr_middleware.core.admission import Admission, RequestHead
+from dcr_middleware.core.errors import ConfigurationError, InvalidTokenError
+from dcr_middleware.core.settings import Settings
+from dcr_middleware.core.tokens import (
     Grant,
     TokenPolicy,
     bearer_token,

@@ -6,7 +6,7 @@ import logging
 
 import pytest
 
-from dcr_middleware.settings import Settings, unknown_variables
+from dcr_middleware.core.settings import Settings, unknown_variables
 
 
 @pytest.mark.parametrize(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from dcr_middleware import _uris
+from dcr_middleware.core import _uris
 
 
 @pytest.mark.parametrize(

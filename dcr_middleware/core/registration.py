@@ -12,6 +12,7 @@ from typing import Any
 
 from ._json_depth import MAX_DEPTH, too_deep
 from .client import RegisteredClient
+from .client_metadata import validate_client_metadata
 from .credentials import (
     CLIENT_ID_BYTES,
     PLAINTEXT_SECRET_METHODS,
@@ -22,7 +23,6 @@ from .credentials import (
     hash_secret,
 )
 from .errors import InvalidClientMetadataError
-from .metadata import validate_client_metadata
 from .settings import Settings
 from .software_statement import SoftwareStatements
 
@@ -65,7 +65,7 @@ def _unique_members(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 def parse_json_object(body: bytes) -> dict[str, Any]:
     """Parse a request body that must be one UTF-8 JSON object (RFC 8259), nested at most
-    :data:`~dcr_middleware._json_depth.MAX_DEPTH` levels deep."""
+    :data:`~dcr_middleware.core._json_depth.MAX_DEPTH` levels deep."""
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError:

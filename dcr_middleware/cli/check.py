@@ -20,11 +20,11 @@ import sys
 from collections.abc import Mapping
 from typing import Any
 
-from . import _loader, _routes
-from ._printable import printable, printable_lines
-from .errors import ConfigurationError
-from .events import load_hook
-from .settings import Settings, env_name, mask_url, unknown_variables
+from .. import _loader, _routes
+from ..core._printable import printable, printable_lines
+from ..core.errors import ConfigurationError
+from ..core.events import load_hook
+from ..core.settings import Settings, env_name, mask_url, unknown_variables
 
 EMBEDDED_NOTE = (
     "embedded store (DCR_REDIS_URL unset): clients live in the server process, for one process "
@@ -43,7 +43,7 @@ def _inspect_redis(settings: Settings, report: dict[str, Any]) -> int:
     from redis.backoff import NoBackoff
     from redis.retry import Retry
 
-    from .storage.connect import (
+    from ..storage.connect import (
         REDIS_ERRORS,
         connection_options,
         describe,

@@ -1,11 +1,11 @@
 """RFC 7591 §2 client metadata validation, built on Authlib's claims class with its gaps closed.
 
 :func:`validate_client_metadata` takes the parsed JSON object of a registration request and the
-server :class:`~dcr_middleware.settings.Settings`, and returns the metadata to register: every
+server :class:`~dcr_middleware.core.settings.Settings`, and returns the metadata to register: every
 known field type-checked, defaults applied and then checked against the allowed lists, unknown
 fields dropped (RFC 7591 §2: "The authorization server MUST ignore any client metadata sent by
 the client that it does not understand"), language-tagged fields (§2.2) kept unmodified. The
-OpenID Connect Registration 1.0 fields are checked by :mod:`dcr_middleware.oidc`, last.
+OpenID Connect Registration 1.0 fields are checked by :mod:`dcr_middleware.core.oidc`, last.
 """
 
 from __future__ import annotations
@@ -18,7 +18,8 @@ from typing import Any, ClassVar
 from authlib.oauth2.rfc7591 import ClientMetadataClaims
 from joserfc.errors import JoseError
 
-from . import _flows, _uris, oidc
+from . import _uris, oidc
+from . import grant_types as _flows
 from ._values import fail as _fail
 from ._values import redirect_uri_list
 from ._values import shown as _shown
@@ -53,7 +54,7 @@ def validate_client_metadata(raw: dict[str, Any], settings: Settings) -> dict[st
 class ClientMetadata(ClientMetadataClaims):  # type: ignore[misc]
     """Authlib's ``ClientMetadataClaims`` with types, URI rules, defaults and policy enforced."""
 
-    # RFC 7591 §2 fields, then the OpenID Connect ones (:mod:`dcr_middleware.oidc`).
+    # RFC 7591 §2 fields, then the OpenID Connect ones (:mod:`dcr_middleware.core.oidc`).
     REGISTERED_CLAIMS: ClassVar[list[str]] = [*ClientMetadataClaims.REGISTERED_CLAIMS, *oidc.CLAIMS]
 
     def __init__(self, raw: dict[str, Any], settings: Settings) -> None:
@@ -143,7 +144,7 @@ class ClientMetadata(ClientMetadataClaims):  # type: ignore[misc]
             )
 
     def validate_redirect_uris(self) -> None:
-        """Required for redirect-based flows; each URI checked by :mod:`dcr_middleware._uris`."""
+        """Required for redirect-based flows; each URI checked by :mod:`._uris`."""
         if "redirect_uris" not in self:
             if _flows.needs_redirect_uris(self["grant_types"]):
                 raise InvalidRedirectURIError(

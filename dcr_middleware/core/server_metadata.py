@@ -10,7 +10,7 @@ that registration then refuses. The fields only the authorization server knows
 ``DCR_AUTHORIZATION_ENDPOINT`` / ``DCR_TOKEN_ENDPOINT`` or from the caller.
 
 Pure: no I/O, no environment. ``DCR_SERVE_METADATA`` serves the document from the middleware
-(:mod:`dcr_middleware._well_known`).
+(:mod:`dcr_middleware.core.metadata_endpoint`).
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from ._flows import REDIRECT_GRANTS
 from ._uris import web_url_problem
+from .grant_types import REDIRECT_GRANTS
 from .oidc import JWT_AUTH_METHODS
 
 if TYPE_CHECKING:

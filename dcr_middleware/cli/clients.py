@@ -13,15 +13,15 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from ._env import parse_duration
-from ._printable import printable, printable_lines
-from .client import RegisteredClient
-from .errors import ConfigurationError, ConflictError
-from .settings import Settings
-from .storage.base import client_key, used_key
-from .storage.connect import REDIS_ERRORS
-from .storage.redis import RedisBackend, storage_error
-from .store import ClientStore
+from ..core._env import parse_duration
+from ..core._printable import printable, printable_lines
+from ..core.client import RegisteredClient
+from ..core.errors import ConfigurationError, ConflictError
+from ..core.settings import Settings
+from ..storage.base import client_key, used_key
+from ..storage.connect import REDIS_ERRORS
+from ..storage.redis import RedisBackend, storage_error
+from ..store import ClientStore
 
 # Keys fetched per round trip while listing.
 _BATCH = 500

@@ -1,10 +1,10 @@
 """OpenID Connect Dynamic Client Registration 1.0 §2 client metadata, on top of RFC 7591's.
 
-Theory of operation: :class:`~dcr_middleware.metadata.ClientMetadata` first validates the RFC 7591
-fields (grant and response types, redirect URIs, the auth method), then hands the whole object to
-:func:`validate_oidc_metadata`, which checks the OpenID Connect fields against that result and
-returns the ones to register. :class:`OIDCMetadata` is Authlib's OIDC claims class (its field list
-and its ``*_enc`` defaulting are reused) with the SPEC §6 gaps closed:
+Theory of operation: :class:`~dcr_middleware.core.client_metadata.ClientMetadata` first validates
+the RFC 7591 fields (grant and response types, redirect URIs, the auth method), then hands the whole
+object to :func:`validate_oidc_metadata`, which checks the OpenID Connect fields against that result
+and returns the ones to register. :class:`OIDCMetadata` is Authlib's OIDC claims class (its field
+list and its ``*_enc`` defaulting are reused) with the SPEC §6 gaps closed:
 
 * ``redirect_uris`` is required of every client with a response type (Authlib never asks);
 * the ``application_type`` redirect URI rules are enforced (Authlib only checks the value);
@@ -259,7 +259,7 @@ def application_type_problem(uri: str, kind: str, *, implicit: bool) -> str | No
     URLs using the https scheme as redirect_uris; they MUST NOT use localhost as the hostname.
     Native Clients MUST only register redirect_uris using custom URI schemes or loopback URLs
     using the http scheme". Web clients without the implicit grant keep the RFC 8252 rules of
-    :mod:`dcr_middleware._uris` (https, loopback http, private-use schemes): ``web`` is the
+    :mod:`dcr_middleware.core._uris` (https, loopback http, private-use schemes): ``web`` is the
     default, and OAuth clients such as MCP clients never send ``application_type``.
     """
     parts = urlsplit(uri)

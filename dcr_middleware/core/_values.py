@@ -1,6 +1,6 @@
-"""Type checks shared by the metadata validators (:mod:`.metadata`, :mod:`.oidc`): each returns
-the checked value or raises :class:`~dcr_middleware.errors.InvalidClientMetadataError` naming the
-field."""
+"""Type checks shared by the metadata validators (:mod:`.client_metadata`, :mod:`.oidc`): each
+returns the checked value or raises
+:class:`~dcr_middleware.core.errors.InvalidClientMetadataError` naming the field."""
 
 from __future__ import annotations
 

@@ -30,8 +30,8 @@ from .client import RegisteredClient
 from .errors import ConfigurationError, DCRError, RateLimitedError, StorageError
 
 if TYPE_CHECKING:
-    from ._metrics import Metrics
-    from ._otel import OTelMetrics
+    from .._metrics import Metrics
+    from .._otel import OTelMetrics
     from .settings import Settings
 
 logger = logging.getLogger("dcr_middleware")
@@ -250,7 +250,7 @@ class Observer:
             hooks.append(load_hook(settings.event_hook))
         metrics = None
         if settings.metrics or metrics_registry is not None:
-            from . import _metrics
+            from .. import _metrics
 
             metrics = _metrics.metrics_for(metrics_registry)
             count = _metrics.client_count(settings, backend) if settings.max_clients else None
@@ -258,7 +258,7 @@ class Observer:
                 metrics.count_clients(settings.key_prefix, settings.max_clients, count)
         otel = None
         if settings.otel or meter_provider is not None:
-            from . import _otel
+            from .. import _otel
 
             otel = _otel.OTelMetrics(meter_provider)
         return cls(hooks, metrics, otel=otel)

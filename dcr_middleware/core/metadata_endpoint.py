@@ -12,8 +12,8 @@ import json
 from ._http import Response, error_response
 from .admission import RequestHead
 from .cors import CORS
-from .discovery import authorization_server_metadata, well_known_path
 from .errors import MethodNotAllowedError
+from .server_metadata import authorization_server_metadata, well_known_path
 from .settings import Settings
 
 METHODS = ("GET", "HEAD")

@@ -60,7 +60,7 @@ class Settings:
     client_secret_ttl: int = field(default=0, metadata=_DURATION)
     client_idle_ttl: int = field(default=0, metadata=_DURATION)
     issuer: str | None = None
-    # RFC 8414 discovery (dcr_middleware.discovery, docs/discovery.md).
+    # RFC 8414 discovery (dcr_middleware.core.server_metadata, docs/discovery.md).
     serve_metadata: bool = False
     authorization_endpoint: str | None = None
     token_endpoint: str | None = None
@@ -85,12 +85,12 @@ class Settings:
     token_rate_limit: str = "60/hour"  # noqa: S105 - a rate, not a secret
     cors_origins: tuple[str, ...] = ("*",)
     rotate_registration_access_token: bool = True
-    # RFC 7591 §2.3 software statements (dcr_middleware.software_statement).
+    # RFC 7591 §2.3 software statements (dcr_middleware.core.software_statement).
     software_statement_jwks: str | None = None
     software_statement_algs: tuple[str, ...] = ("RS256", "PS256", "ES256", "EdDSA", "Ed25519")
     software_statement_issuers: tuple[str, ...] = ()
     software_statement_required: bool = False
-    # OpenID Connect Registration 1.0 §2 (dcr_middleware.oidc): what the server supports.
+    # OpenID Connect Registration 1.0 §2 (dcr_middleware.core.oidc): what the server supports.
     allowed_signing_algs: tuple[str, ...] = ("RS256", "ES256", "PS256", "EdDSA")
     allowed_encryption_algs: tuple[str, ...] = (
         "RSA-OAEP",
@@ -106,7 +106,7 @@ class Settings:
         "A256GCM",
     )
     allowed_subject_types: tuple[str, ...] = ("public",)
-    # Observability (dcr_middleware.events, docs/observability.md).
+    # Observability (dcr_middleware.core.events, docs/observability.md).
     event_hook: str | None = None
     metrics: bool = False
     otel: bool = False
@@ -123,7 +123,7 @@ class Settings:
         """Build settings from ``DCR_*`` variables of ``environ`` (default ``os.environ``).
 
         Keyword ``overrides`` win over the environment. Every unparsable or invalid value is
-        reported in one :class:`~dcr_middleware.errors.ConfigurationError`.
+        reported in one :class:`~dcr_middleware.core.errors.ConfigurationError`.
         """
         env = os.environ if environ is None else environ
         _warn_unknown(env)

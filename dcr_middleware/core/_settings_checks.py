@@ -1,4 +1,4 @@
-"""Validation of :class:`~dcr_middleware.settings.Settings`: every problem is collected, so one
+"""Validation of :class:`~dcr_middleware.core.settings.Settings`: every problem is collected, so one
 ``ConfigurationError`` can name every bad variable at startup."""
 
 from __future__ import annotations
@@ -9,8 +9,9 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Union, get_args, get_origin
 from urllib.parse import urlsplit
 
-from . import _statement_keys, client_ip, discovery, ratelimit
-from ._flows import default_response_types
+from . import _statement_keys, client_ip, ratelimit
+from . import server_metadata as discovery
+from .grant_types import default_response_types
 from .oidc import DEFAULT_ENC, DEFAULT_ID_TOKEN_ALG, SUBJECT_TYPES
 
 if TYPE_CHECKING:

@@ -9,11 +9,11 @@ import sys
 import time
 from typing import Any
 
-from . import _env, ratelimit, tokens
-from ._printable import printable, printable_lines
-from .errors import ConfigurationError
-from .settings import Settings
-from .storage.base import SyncBackend
+from ..core import _env, ratelimit, tokens
+from ..core._printable import printable, printable_lines
+from ..core.errors import ConfigurationError
+from ..core.settings import Settings
+from ..storage.base import SyncBackend
 
 
 def _backend(settings: Settings) -> SyncBackend:
@@ -21,7 +21,7 @@ def _backend(settings: Settings) -> SyncBackend:
         raise ConfigurationError(
             ["DCR_REDIS_URL: minted tokens live in Redis; set it to the middleware's Redis"]
         )
-    from .storage.redis import RedisBackend
+    from ..storage.redis import RedisBackend
 
     return RedisBackend(settings)
 

@@ -2,7 +2,7 @@
 
 Every error a request can end in is a :class:`DCRError`: it carries the RFC ``error`` code and
 the HTTP status it is answered with, so the adapters need one ``except`` clause and one renderer
-(:func:`dcr_middleware._http.error_response`). Anything else escaping the core is a bug.
+(:func:`dcr_middleware.core._http.error_response`). Anything else escaping the core is a bug.
 """
 
 from __future__ import annotations

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .client import RegisteredClient
+from .client_metadata import validate_client_metadata
 from .credentials import (
     PLAINTEXT_SECRET_METHODS,
     REGISTRATION_TOKEN_BYTES,
@@ -26,7 +27,6 @@ from .credentials import (
     hash_secret,
 )
 from .errors import InvalidClientMetadataError, InvalidRequestError, InvalidTokenError
-from .metadata import validate_client_metadata
 from .registration import check_record_size, parse_json_object
 from .settings import Settings
 from .software_statement import SoftwareStatements

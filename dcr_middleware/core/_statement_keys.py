@@ -1,5 +1,5 @@
 """The software-statement key set and settings (``DCR_SOFTWARE_STATEMENT_*``): read and checked
-once, at startup. The per-request verification is in :mod:`dcr_middleware.software_statement`."""
+once, at startup. The per-request verification is in :mod:`.software_statement`."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ _ASYMMETRIC_KTY = frozenset({"RSA", "EC", "OKP"})
 
 def strict_object(text: bytes | str, what: str) -> dict[str, Any]:
     """Parse one JSON object; repeated members, NaN/Infinity and nesting deeper than
-    :data:`~dcr_middleware._json_depth.MAX_DEPTH` are errors (``ValueError``)."""
+    :data:`~dcr_middleware.core._json_depth.MAX_DEPTH` are errors (``ValueError``)."""
 
     def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
         if len({k for k, _ in items}) != len(items):

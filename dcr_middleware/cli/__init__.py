@@ -10,11 +10,14 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from . import __version__, cli_check, cli_clients, cli_tokens
-from ._extras import install_hint
-from ._printable import printable, printable_lines
-from .errors import ConfigurationError, StorageError
-from .settings import Settings
+from .. import __version__
+from .._extras import install_hint
+from ..core._printable import printable, printable_lines
+from ..core.errors import ConfigurationError, StorageError
+from ..core.settings import Settings
+from . import check as cli_check
+from . import clients as cli_clients
+from . import tokens as cli_tokens
 
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")  # uvicorn's
 LOG_FORMAT = "%(asctime)s %(levelname)-8s %(name)s: %(message)s"
@@ -45,7 +48,7 @@ def _serve(args: argparse.Namespace) -> int:
     except ImportError:
         sys.stderr.write(f"the demo server needs uvicorn: {install_hint('demo')}\n")
         return 2
-    from .demo import create_demo_app
+    from ..demo import create_demo_app
 
     # Configured before the app is built, so its startup warnings are formatted too.
     log_config = serve_logging(args.log_level)

@@ -1,0 +1,1 @@
+"""The pure core: every decision and every flow, with no I/O (see docs/architecture.md)."""
