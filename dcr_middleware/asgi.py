@@ -21,11 +21,13 @@ from .core.admission import RequestHead
 from .core.errors import ConfigurationError
 from .core.events import EventHook, Observer
 from .core.management import client_id_from_path
+from .core.management_flow import ManagementFlow
 from .core.metadata_endpoint import MetadataEndpoint
+from .core.ops import READ_BODY, Flow
+from .core.registration_flow import RegistrationFlow
 from .core.settings import Settings
-from .management_service import AsyncManagementService
-from .service import AsyncRegistrationService, warn_if_embedded
-from .store import AsyncClientStore
+from .drivers import arun
+from .store import AsyncClientStore, warn_if_embedded
 
 if TYPE_CHECKING:
     from opentelemetry.metrics import MeterProvider
@@ -103,9 +105,12 @@ class DCRMiddleware:
             meter_provider=meter_provider,
             backend=self.store.backend,
         )
-        self.service = AsyncRegistrationService(self.settings, self.store, self.observer)
-        self.management = AsyncManagementService(
-            self.settings, self.store, self.service.admission, self.observer
+        store_settings = self.store.settings
+        self.registration = RegistrationFlow(
+            self.settings, self.observer, store_settings=store_settings
+        )
+        self.management = ManagementFlow(
+            self.settings, self.registration.admission, self.observer, store_settings=store_settings
         )
         self.path = self.settings.path
         self.max_body_bytes = self.settings.max_body_bytes
@@ -140,18 +145,27 @@ class DCRMiddleware:
             return
         method, head = scope["method"], _head(scope)
         self.proxy_check.see(head.peer, head.headers)
-        cors = self.service.cors if client_id is None else self.management.cors
-        reader = lambda: _read_body(receive, self.max_body_bytes)  # noqa: E731
+        cors = self.registration.cors if client_id is None else self.management.cors
+        flow: Flow[Response]
+        if cors.is_preflight(method, head):
+            await _respond(cors.preflight(head), scope, receive, send)
+            return
+        if client_id is not None:
+            flow = self.management.handle(head, client_id)
+        elif method == "POST":
+            flow = self.registration.register(head)
+        else:
+            await self.app(scope, receive, send)
+            return
+        backend, limit = self.store.backend, self.max_body_bytes
+
+        async def execute(op: Any) -> Any:
+            if op is READ_BODY:
+                return await _read_body(receive, limit)
+            return await backend.run(op)
+
         try:
-            if cors.is_preflight(method, head):
-                response = cors.preflight(head)
-            elif client_id is not None:
-                response = await self.management.handle(head, client_id, reader)
-            elif method == "POST":
-                response = await self.service.register(head, reader)
-            else:
-                await self.app(scope, receive, send)
-                return
+            response = await arun(flow, execute)
         except _Disconnected:
             return
         await _respond(response, scope, receive, send)

@@ -26,11 +26,13 @@ from .core.admission import RequestHead
 from .core.errors import ConfigurationError, LengthRequiredError
 from .core.events import EventHook, Observer
 from .core.management import client_id_from_path
+from .core.management_flow import ManagementFlow
 from .core.metadata_endpoint import MetadataEndpoint
+from .core.ops import READ_BODY, Flow
+from .core.registration_flow import RegistrationFlow
 from .core.settings import Settings
-from .management_service import ManagementService
-from .service import RegistrationService, warn_if_embedded
-from .store import ClientStore
+from .drivers import run
+from .store import ClientStore, warn_if_embedded
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
@@ -76,9 +78,12 @@ class DCRWSGIMiddleware:
             meter_provider=meter_provider,
             backend=self.store.backend,
         )
-        self.service = RegistrationService(self.settings, self.store, self.observer)
-        self.management = ManagementService(
-            self.settings, self.store, self.service.admission, self.observer
+        store_settings = self.store.settings
+        self.registration = RegistrationFlow(
+            self.settings, self.observer, store_settings=store_settings
+        )
+        self.management = ManagementFlow(
+            self.settings, self.registration.admission, self.observer, store_settings=store_settings
         )
         self.path = self.settings.path
         self.max_body_bytes = self.settings.max_body_bytes
@@ -108,17 +113,22 @@ class DCRWSGIMiddleware:
             return self.app(environ, start_response)
         head = _head(environ)
         self.proxy_check.see(head.peer, head.headers)
-        cors = self.service.cors if client_id is None else self.management.cors
-        reader = lambda: _read_body(environ, self.max_body_bytes)  # noqa: E731
+        cors = self.registration.cors if client_id is None else self.management.cors
+        flow: Flow[Response]
         if cors.is_preflight(head.method, head):
-            response = cors.preflight(head)
-        elif client_id is not None:
-            response = self.management.handle(head, client_id, reader)
+            return _respond(cors.preflight(head), environ, start_response)
+        if client_id is not None:
+            flow = self.management.handle(head, client_id)
         elif head.method == "POST":
-            response = self.service.register(head, reader)
+            flow = self.registration.register(head)
         else:
             return self.app(environ, start_response)
-        return _respond(response, environ, start_response)
+        backend, limit = self.store.backend, self.max_body_bytes
+
+        def execute(op: Any) -> Any:
+            return _read_body(environ, limit) if op is READ_BODY else backend.run(op)
+
+        return _respond(run(flow, execute), environ, start_response)
 
 
 def _head(environ: WSGIEnvironment) -> RequestHead:

@@ -21,8 +21,13 @@ _ROLE = re.compile(r":(?:class|func|meth|mod|data|attr|obj|exc):`(?P<tilde>~)?(?
 
 def _resolve(obj: griffe.Object, target: str) -> str:
     """The full dotted path of ``target`` as seen from ``obj``'s scope (``target`` if unknown)."""
-    if target.startswith("."):  # relative to the package, as in ``:mod:`.oidc```
-        return f"{obj.package.path}{target}"
+    if target.startswith("."):  # relative to the module's package, as in ``:mod:`.oidc```
+        module = obj.module
+        package = module if module.is_package else module.parent
+        name = target.lstrip(".")
+        for _ in range(len(target) - len(name) - 1):  # ``..x``: one package up per extra dot
+            package = package.parent if package.parent is not None else package
+        return f"{package.path}.{name}" if name else package.path
     head, _, rest = target.partition(".")
     try:
         base = obj.resolve(head)
