@@ -12,6 +12,7 @@ EXTRAS = {
     "demo": "uvicorn[standard]>=0.30",
     "metrics": "prometheus-client>=0.20",
     "otel": "opentelemetry-api>=1.23",
+    "mcp": "mcp>=2.3",
 }
 
 
