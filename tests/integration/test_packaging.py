@@ -106,6 +106,7 @@ def test_wheel_holds_the_lua_scripts_and_py_typed(built: Built) -> None:
         assert f"dcr_middleware/storage/lua/{script}" in names
     assert "dcr_middleware/py.typed" in names
     assert "dcr_middleware/integrations/authlib.py" in names
+    assert "dcr_middleware/integrations/mcp/__init__.py" in names
 
 
 def test_wheel_holds_only_the_package(built: Built) -> None:
@@ -135,6 +136,7 @@ def test_metadata_has_one_version_and_an_spdx_license(built: Built) -> None:
     assert metadata["License"] is None  # the deprecated free-text field is gone
     assert "otel" in metadata.get_all("Provides-Extra", [])
     assert "metrics" in metadata.get_all("Provides-Extra", [])
+    assert "mcp" in metadata.get_all("Provides-Extra", [])
 
 
 def test_pyproject_reads_the_version_from_the_package() -> None:
