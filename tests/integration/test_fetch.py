@@ -50,6 +50,7 @@ ROUTES = {
     "/html": Route(headers=(("Content-Type", "text/html"),), body=b"<html></html>"),
     "/not-json": Route(body=b"{'single': 'quotes'}"),
     "/array": Route(body=b'[{"client_id": "x"}]'),
+    "/garbage": Route(raw=b"SMTP ready\r\n\r\n"),
     "/typed": Route(headers=(("Content-Type", "application/cimd+json; charset=utf-8"),)),
 }
 
@@ -168,6 +169,7 @@ def test_fetch_json_refuses_a_server_that_never_answers(
         pytest.param("/not-json", "not_json", id="not-json"),
         pytest.param("/array", "not_json", id="json-array"),
         pytest.param("/missing", "status", id="404"),
+        pytest.param("/garbage", "protocol", id="not-http"),
     ],
 )
 def test_fetch_json_refuses_an_answer_that_is_not_a_json_object(
@@ -233,6 +235,13 @@ def test_fetch_json_refuses_before_connecting(
 ) -> None:
     assert _refusal(fetch, url) == reason
     assert server.seen == []
+
+
+def test_fetch_json_refuses_a_port_nobody_listens_on(fetch: Fetch, server: DocumentServer) -> None:
+    with socket.socket() as unused:  # bound, never listening: connections to it are refused
+        unused.bind((HOST, 0))
+        url = f"https://{NAME}:{unused.getsockname()[1]}/doc"
+        assert _refusal(fetch, url) == "connect"
 
 
 def test_fetch_json_refuses_a_denied_host(fetch: Fetch, server: DocumentServer) -> None:

@@ -25,12 +25,13 @@ import trustme
 @dataclass(frozen=True)
 class Route:
     """How a path answers: ``status``, ``headers`` and ``body``; ``hang`` accepts the request
-    and never answers (until the server closes)."""
+    and never answers (until the server closes); ``raw`` is sent as it is, instead of HTTP."""
 
     status: int = 200
     headers: tuple[tuple[str, str], ...] = (("Content-Type", "application/json"),)
     body: bytes = b"{}"
     hang: bool = False
+    raw: bytes = b""
 
 
 @dataclass
@@ -67,6 +68,10 @@ class _Handler(BaseHTTPRequestHandler):
         owner = self.server.owner
         if route.hang:
             owner.stopping.wait(60)
+            return
+        if route.raw:
+            self.wfile.write(route.raw)
+            self.close_connection = True
             return
         self.send_response(route.status)
         for name, value in route.headers:
