@@ -9,6 +9,7 @@ from __future__ import annotations
 
 # The first requirement of each extra in pyproject.toml (a test keeps the two equal).
 EXTRAS = {
+    "cimd": "httpx>=0.25",
     "demo": "uvicorn[standard]>=0.30",
     "metrics": "prometheus-client>=0.20",
     "otel": "opentelemetry-api>=1.23",
