@@ -11,9 +11,9 @@ from __future__ import annotations
 EXTRAS = {
     "cimd": "httpx>=0.25",
     "demo": "uvicorn[standard]>=0.30",
+    "mcp": "mcp>=2.3",
     "metrics": "prometheus-client>=0.20",
     "otel": "opentelemetry-api>=1.23",
-    "mcp": "mcp>=2.3",
 }
 
 
