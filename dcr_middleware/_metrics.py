@@ -2,8 +2,9 @@
 
 The metrics of one registry are created once per process and shared by every middleware that
 uses that registry, so building several middlewares never registers a name twice. The stored
-client count is read from the ``DCR_MAX_CLIENTS`` counter when Prometheus scrapes (one ``GET``,
-cached for :data:`COUNT_TTL` seconds), never on the request path and never with ``SCAN``.
+client count is read from the ``DCR_MAX_CLIENTS`` counter when Prometheus scrapes (the
+:class:`~dcr_middleware.core.ops.ClientCount` operation: one ``GET`` in Redis, cached for
+:data:`COUNT_TTL` seconds), never on the request path and never with ``SCAN``.
 """
 
 from __future__ import annotations
@@ -16,11 +17,11 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from ._extras import install_hint
-from .core.errors import ConfigurationError
+from .core.errors import ConfigurationError, StorageError
 from .core.events import DURATION_BUCKETS, ClientRegistered, Event, RateLimited, StorageFailed
+from .core.ops import ClientCount
 from .core.settings import Settings
-from .storage.base import counter_key
-from .storage.memory import AsyncMemoryBackend, MemoryBackend
+from .storage.base import SyncBackend
 
 try:
     import prometheus_client
@@ -38,7 +39,7 @@ _METHODS = frozenset({"GET", "PUT", "DELETE"})
 _LOCK = threading.Lock()
 _BY_REGISTRY: weakref.WeakKeyDictionary[CollectorRegistry, Metrics] = weakref.WeakKeyDictionary()
 
-ClientCount = Callable[[], int | None]
+CountReader = Callable[[], int | None]
 
 
 def metrics_for(registry: CollectorRegistry | None = None) -> Metrics:
@@ -104,7 +105,7 @@ class Metrics:
         elif isinstance(event, StorageFailed):
             self.storage_errors.inc()
 
-    def count_clients(self, prefix: str, cap: int, read: ClientCount) -> None:
+    def count_clients(self, prefix: str, cap: int, read: CountReader) -> None:
         """Report the ``DCR_MAX_CLIENTS`` counter of ``prefix`` (the last store given wins)."""
         self.clients.readers[prefix] = (cap, read)
 
@@ -113,7 +114,7 @@ class _ClientCount(Collector):
     """``dcr_clients_stored`` and ``dcr_clients_max``, per key prefix, read at scrape time."""
 
     def __init__(self) -> None:
-        self.readers: dict[str, tuple[int, ClientCount]] = {}
+        self.readers: dict[str, tuple[int, CountReader]] = {}
 
     def describe(self) -> Iterator[GaugeMetricFamily]:
         yield from self._families()
@@ -140,44 +141,46 @@ class _ClientCount(Collector):
         )
 
 
-def client_count(settings: Settings, backend: Any) -> ClientCount | None:
-    """A reader of the cap counter of ``backend`` (embedded) or of the Redis ``settings`` name;
-    ``None`` for a store of another kind."""
-    if isinstance(backend, AsyncMemoryBackend):
-        backend = backend.backend
-    if isinstance(backend, MemoryBackend):
-        memory = backend
-        return lambda: memory.reserved
+def client_count(settings: Settings, backend: Any) -> CountReader | None:
+    """A reader of the cap counter: with Redis, through a blocking backend of its own, opened on
+    the first scrape (also under ASGI: scrapes are rare, the value is cached and the timeouts are
+    short); else through ``backend``, the embedded store (``None``: no reader)."""
     if settings.uses_redis:
-        return _RedisCount(settings)
-    return None
+        return _Counted(lambda: _redis_backend(settings))
+    # The asyncio embedded store wraps the blocking one (its ``backend``): read that directly.
+    embedded: SyncBackend | None = getattr(backend, "backend", backend)
+    if embedded is None:
+        return None
+    return _Counted(lambda: embedded, ttl=0.0)
 
 
-class _RedisCount:
-    """``GET <prefix>:{client-count}`` through a blocking client opened on the first scrape
-    (also under ASGI: scrapes are rare, the value is cached and the timeouts are short)."""
+def _redis_backend(settings: Settings) -> SyncBackend:
+    from .storage.redis import RedisBackend
 
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-        self.key = counter_key(settings.key_prefix)
-        self.client: Any = None
+    return RedisBackend(settings)
+
+
+class _Counted:
+    """Runs :class:`ClientCount` on the backend ``connect`` gives (called on the first scrape),
+    reusing the value for ``ttl`` seconds; ``None`` when it cannot be read."""
+
+    def __init__(self, connect: Callable[[], SyncBackend], ttl: float = COUNT_TTL) -> None:
+        self.connect = connect
+        self.ttl = ttl
+        self.backend: SyncBackend | None = None
         self.value: int | None = None
         self.read_at = float("-inf")
         self.lock = threading.Lock()
 
     def __call__(self) -> int | None:
         with self.lock:
-            if time.monotonic() - self.read_at < COUNT_TTL:
+            if time.monotonic() - self.read_at < self.ttl:
                 return self.value
-            from .storage.connect import REDIS_ERRORS, sync_client
-
-            failures: tuple[type[Exception], ...] = (*REDIS_ERRORS, ValueError)
             try:
-                if self.client is None:
-                    self.client = sync_client(self.settings)
-                raw = self.client.get(self.key)
-                self.value = int(raw or 0)
-            except failures as exc:
+                if self.backend is None:
+                    self.backend = self.connect()
+                self.value = self.backend.run(ClientCount())
+            except (StorageError, ValueError) as exc:
                 logger.warning("client count not read: %s", type(exc).__name__)
                 self.value = None
             self.read_at = time.monotonic()

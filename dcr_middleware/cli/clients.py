@@ -10,21 +10,16 @@ import argparse
 import json
 import sys
 import time
-from collections.abc import Iterator
 from typing import Any
 
 from ..core._env import parse_duration
 from ..core._printable import printable, printable_lines
 from ..core.client import RegisteredClient
 from ..core.errors import ConfigurationError, ConflictError
+from ..core.ops import ClientRecords, Get, Purge, Release
 from ..core.settings import Settings
-from ..storage.base import client_key, used_key
-from ..storage.connect import REDIS_ERRORS
-from ..storage.redis import RedisBackend, storage_error
+from ..storage.redis import RedisBackend
 from ..store import ClientStore
-
-# Keys fetched per round trip while listing.
-_BATCH = 500
 
 
 def _backend(settings: Settings) -> RedisBackend:
@@ -42,63 +37,26 @@ def _store(settings: Settings) -> ClientStore:
     return ClientStore(settings, backend=_backend(settings))
 
 
-def _glob_escape(text: str) -> str:
-    return "".join("\\" + c if c in "*?[]\\" else c for c in text)
-
-
-def _batches(keys: Iterator[Any], size: int) -> Iterator[list[str]]:
-    batch: list[str] = []
-    for key in keys:
-        batch.append(str(key))
-        if len(batch) >= size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
-
-
-def _records(backend: RedisBackend) -> Iterator[str]:
-    """Every stored client record (SCAN over ``<prefix>:client:{*}``, GETs in batches).
-
-    On a terminal, standard error shows how many were read so far (``read 2500 clients...``).
-    """
-    for record, _ in _records_and_use(backend):
-        yield record
-
-
-def _records_and_use(backend: RedisBackend) -> Iterator[tuple[str, int | None]]:
+def _records_and_use(backend: RedisBackend) -> list[tuple[str, int | None]]:
     """Every stored client record with its last noted use (epoch ms, ``None`` when never).
 
-    Plain reads: listing or purging does not count as using a client.
+    Plain reads: listing or purging does not count as using a client. On a terminal, standard
+    error shows how many were read so far (``read 2500 clients...``).
     """
-    pattern = client_key(_glob_escape(backend.prefix), "*")
-    progress = sys.stderr.isatty()
-    seen = 0
+    shown = False
+
+    def progress(seen: int) -> None:
+        nonlocal shown
+        sys.stderr.write(f"\rread {seen} clients...")
+        sys.stderr.flush()
+        shown = True
+
     try:
-        for batch in _batches(backend.client.scan_iter(match=pattern, count=_BATCH), _BATCH):
-            with backend.client.pipeline(transaction=False) as pipe:
-                for key in batch:
-                    pipe.get(key)
-                    pipe.get(used_key(backend.prefix, _id_of(key)))
-                values = pipe.execute()
-            # A key deleted since SCAN saw it reads as None.
-            for record, used in zip(values[::2], values[1::2], strict=True):
-                if record is not None:
-                    yield str(record), None if used is None else int(used)
-            seen += len(batch)
-            if progress:
-                sys.stderr.write(f"\rread {seen} clients...")
-                sys.stderr.flush()
-    except REDIS_ERRORS as exc:
-        raise storage_error(exc) from exc
+        return backend.run(ClientRecords(progress if sys.stderr.isatty() else None))
     finally:
-        if progress and seen:
+        if shown:
             sys.stderr.write("\r\033[K")
             sys.stderr.flush()
-
-
-def _id_of(key: str) -> str:
-    return key[key.index("{") + 1 : key.rindex("}")]
 
 
 def _summary(client: RegisteredClient) -> dict[str, Any]:
@@ -160,7 +118,7 @@ def list_clients(args: argparse.Namespace, settings: Settings) -> int:
         return 2
     backend = _backend(settings)
     try:
-        found = [RegisteredClient.from_record(r) for r in _records(backend)]
+        found = [RegisteredClient.from_record(r) for r, _ in _records_and_use(backend)]
     finally:
         backend.close()
     chosen = sorted(
@@ -184,7 +142,7 @@ def show(args: argparse.Namespace, settings: Settings) -> int:
     backend = _backend(settings)
     try:
         # A plain read (not ClientStore.get): looking a client up here is not a use of it.
-        record = backend.get(args.client_id) if ClientStore.known_id(args.client_id) else None
+        record = backend.run(Get(args.client_id)) if ClientStore.known_id(args.client_id) else None
     finally:
         backend.close()
     client = None if record is None else RegisteredClient.from_record(record)
@@ -248,11 +206,11 @@ def purge(args: argparse.Namespace, settings: Settings) -> int:
             if last >= cutoff:
                 continue
             if not args.dry_run:
-                if not backend.purge(client.client_id, record, used):
+                if not backend.run(Purge(client.client_id, record, used)):
                     changed += 1  # used or updated since it was read: kept
                     continue
                 if client.counted:
-                    backend.release()
+                    backend.run(Release())
             purged.append(client.client_id)
     finally:
         backend.close()

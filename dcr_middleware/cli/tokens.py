@@ -12,6 +12,7 @@ from typing import Any
 from ..core import _env, ratelimit, tokens
 from ..core._printable import printable, printable_lines
 from ..core.errors import ConfigurationError
+from ..core.ops import TokenDelete, TokenList, TokenPut
 from ..core.settings import Settings
 from ..storage.base import SyncBackend
 
@@ -63,7 +64,7 @@ def create(args: argparse.Namespace, settings: Settings) -> int:
         "created": str(now),
         "expires": str(expires_at),
     }
-    _backend(settings).token_put(digest, fields, expires_at)
+    _backend(settings).run(TokenPut(digest, fields, expires_at))
     if args.json:
         print(json.dumps({"token": token, "id": digest[: tokens.ID_LENGTH], **_shown(fields)}))
     else:
@@ -78,9 +79,10 @@ def create(args: argparse.Namespace, settings: Settings) -> int:
 
 def list_tokens(args: argparse.Namespace, settings: Settings) -> int:
     """List minted tokens by id (never the tokens themselves)."""
+    minted = _backend(settings).run(TokenList())
     rows = [
         {"id": digest[: tokens.ID_LENGTH], **_shown(fields)}
-        for digest, fields in sorted(_backend(settings).token_list(), key=lambda t: t[1]["created"])
+        for digest, fields in sorted(minted, key=lambda t: t[1]["created"])
     ]
     if args.json:
         print(json.dumps(rows))
@@ -96,11 +98,11 @@ def list_tokens(args: argparse.Namespace, settings: Settings) -> int:
 def revoke(args: argparse.Namespace, settings: Settings) -> int:
     """Delete a minted token by its id (a prefix of its digest)."""
     backend = _backend(settings)
-    matches = [d for d, _ in backend.token_list() if d.startswith(args.id.lower())]
+    matches = [d for d, _ in backend.run(TokenList()) if d.startswith(args.id.lower())]
     if len(args.id) < 8 or len(matches) != 1:
         sys.stderr.write(f"no single token with id {args.id!r} (give at least 8 characters)\n")
         return 1
-    backend.token_delete(matches[0])
+    backend.run(TokenDelete(matches[0]))
     sys.stderr.write(f"revoked {matches[0][: tokens.ID_LENGTH]}\n")
     return 0
 

@@ -14,7 +14,7 @@ boundary (:class:`Attempt`, :class:`Attempted`, :class:`Lifetime`).
 from __future__ import annotations
 
 import enum
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from dataclasses import dataclass, fields
 from typing import Any, ClassVar, Generic, TypeVar
 
@@ -247,8 +247,27 @@ class TokenDelete(Op[bool]):
     digest: str
 
 
+@dataclass(frozen=True, slots=True)
+class ClientRecords(Op["list[tuple[str, int | None]]"]):
+    """Every stored client record with its last noted use (epoch ms, ``None`` when never),
+    without noting a use: for the operator (``clients list``, ``clients purge``), not the
+    request path. ``progress``, when given, is called with the number read so far after each
+    batch."""
+
+    method: ClassVar[str] = "client_records"
+    progress: Callable[[int], object] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ClientCount(Op[int]):
+    """The places taken under the client cap (the ``DCR_MAX_CLIENTS`` counter): the stored
+    client count of the metrics."""
+
+    method: ClassVar[str] = "client_count"
+
+
 OPERATIONS: tuple[type[Op[Any]], ...] = (
     Create, Get, Lookup, Read, Replace, Purge, Register, Hit, Reserve, Release,
-    TokenGet, TokenUse, TokenPut, TokenList, TokenDelete,
+    TokenGet, TokenUse, TokenPut, TokenList, TokenDelete, ClientRecords, ClientCount,
 )  # fmt: skip
 """Every storage operation, in the order the backends document them."""

@@ -1,12 +1,12 @@
-"""Backend protocols and key naming shared by every store."""
+"""Backend protocols, the per-operation methods, and key naming shared by every store."""
 
 from __future__ import annotations
 
 import time
-from typing import Protocol, TypeVar
+from collections.abc import Callable
+from typing import Any, Protocol, TypeVar
 
-from ..core.ops import Attempt, Attempted, Lifetime, Op, Outcome
-from ..core.ratelimit import Limit, RateDecision
+from ..core.ops import OPERATIONS, Attempt, Attempted, Lifetime, Op, Outcome
 
 __all__ = ["Attempt", "Attempted", "Lifetime", "Outcome"]  # described in core.ops
 
@@ -49,71 +49,15 @@ def counter_key(prefix: str) -> str:
 
 
 class SyncBackend(Protocol):
-    """Blocking record storage, used by the WSGI middleware and :class:`ClientStore`."""
+    """Blocking record storage, used by the WSGI middleware and :class:`ClientStore`.
+
+    Every operation of :mod:`dcr_middleware.core.ops` goes through :meth:`run`; the backends
+    also have a method per operation (:func:`shorthands`), for tests and interactive use."""
 
     prefix: str
 
     def run(self, op: Op[T]) -> T:
         """Execute one storage operation (see :mod:`dcr_middleware.core.ops`)."""
-        ...
-
-    def create(self, client_id: str, record: str, idle_ttl_ms: int = 0) -> bool:
-        """Store ``record`` unless ``client_id`` holds a different one; True when stored."""
-        ...
-
-    def get(self, client_id: str) -> str | None:
-        """The stored record, or ``None``."""
-        ...
-
-    def lookup(self, client_id: str, lifetime: Lifetime) -> str | None:
-        """The stored record, noting the use (renewing its idle TTL) at most once per
-        ``lifetime.refresh_ms``."""
-        ...
-
-    def read(self, client_id: str) -> tuple[str | None, int | None]:
-        """The stored record and its last noted use (epoch ms), without noting a use."""
-        ...
-
-    def replace(
-        self, client_id: str, expected: str, record: str | None, idle_ttl_ms: int = 0
-    ) -> bool:
-        """Compare-and-set: replace (``None``: delete) only if ``expected`` is still stored."""
-        ...
-
-    def register(self, attempt: Attempt) -> Attempted:
-        """Decide and store one registration atomically (see :class:`Attempt`)."""
-        ...
-
-    def hit(self, bucket: str, limits: tuple[Limit, ...]) -> RateDecision:
-        """Charge one request to ``bucket`` if every limit allows it (GCRA, atomically)."""
-        ...
-
-    def reserve(self, cap: int) -> bool:
-        """Take one place under the client cap; False when ``cap`` places are taken."""
-        ...
-
-    def release(self) -> None:
-        """Give back a place (a create failed, a client was deleted); never below zero."""
-        ...
-
-    def token_get(self, digest: str) -> dict[str, str] | None:
-        """A minted token's fields (``uses``, ``policy``, ``label``...), or ``None``."""
-        ...
-
-    def token_use(self, digest: str) -> bool:
-        """Take one use of a minted token atomically; False when used up, expired or unknown."""
-        ...
-
-    def token_put(self, digest: str, fields: dict[str, str], expires_at: int) -> None:
-        """Store a minted token (``expires_at`` in epoch seconds, 0 for never)."""
-        ...
-
-    def token_list(self) -> list[tuple[str, dict[str, str]]]:
-        """Every minted token as (digest, fields)."""
-        ...
-
-    def token_delete(self, digest: str) -> bool:
-        """Revoke a minted token; False when there was none."""
         ...
 
     def close(self) -> None:
@@ -122,7 +66,8 @@ class SyncBackend(Protocol):
 
 
 class AsyncBackend(Protocol):
-    """Asynchronous record storage, used by the ASGI middleware and :class:`AsyncClientStore`."""
+    """Asynchronous record storage, used by the ASGI middleware and :class:`AsyncClientStore`
+    (the same operations as :class:`SyncBackend`, awaited)."""
 
     prefix: str
 
@@ -130,65 +75,29 @@ class AsyncBackend(Protocol):
         """Execute one storage operation (see :mod:`dcr_middleware.core.ops`)."""
         ...
 
-    async def create(self, client_id: str, record: str, idle_ttl_ms: int = 0) -> bool:
-        """Store ``record`` unless ``client_id`` holds a different one; True when stored."""
-        ...
-
-    async def get(self, client_id: str) -> str | None:
-        """The stored record, or ``None``."""
-        ...
-
-    async def lookup(self, client_id: str, lifetime: Lifetime) -> str | None:
-        """The stored record, noting the use (renewing its idle TTL) at most once per
-        ``lifetime.refresh_ms``."""
-        ...
-
-    async def read(self, client_id: str) -> tuple[str | None, int | None]:
-        """The stored record and its last noted use (epoch ms), without noting a use."""
-        ...
-
-    async def replace(
-        self, client_id: str, expected: str, record: str | None, idle_ttl_ms: int = 0
-    ) -> bool:
-        """Compare-and-set: replace (``None``: delete) only if ``expected`` is still stored."""
-        ...
-
-    async def register(self, attempt: Attempt) -> Attempted:
-        """Decide and store one registration atomically (see :class:`Attempt`)."""
-        ...
-
-    async def hit(self, bucket: str, limits: tuple[Limit, ...]) -> RateDecision:
-        """Charge one request to ``bucket`` if every limit allows it (GCRA, atomically)."""
-        ...
-
-    async def reserve(self, cap: int) -> bool:
-        """Take one place under the client cap; False when ``cap`` places are taken."""
-        ...
-
-    async def release(self) -> None:
-        """Give back a place (a create failed, a client was deleted); never below zero."""
-        ...
-
-    async def token_get(self, digest: str) -> dict[str, str] | None:
-        """A minted token's fields (``uses``, ``policy``, ``label``...), or ``None``."""
-        ...
-
-    async def token_use(self, digest: str) -> bool:
-        """Take one use of a minted token atomically; False when used up, expired or unknown."""
-        ...
-
-    async def token_put(self, digest: str, fields: dict[str, str], expires_at: int) -> None:
-        """Store a minted token (``expires_at`` in epoch seconds, 0 for never)."""
-        ...
-
-    async def token_list(self) -> list[tuple[str, dict[str, str]]]:
-        """Every minted token as (digest, fields)."""
-        ...
-
-    async def token_delete(self, digest: str) -> bool:
-        """Revoke a minted token; False when there was none."""
-        ...
-
     async def close(self) -> None:
         """Release connections."""
         ...
+
+
+B = TypeVar("B", bound=type)
+
+
+def shorthands(cls: B) -> B:
+    """Give a backend class one method per storage operation, named after it, that runs it:
+    ``backend.hit(bucket, limits)`` is ``backend.run(Hit(bucket, limits))``, awaitable on an
+    asyncio backend. Meant for tests and interactive use: the package itself calls ``run``
+    with the typed operation (mypy does not see these methods)."""
+    for op in OPERATIONS:
+        setattr(cls, op.method, _shorthand(cls, op))
+    return cls
+
+
+def _shorthand(cls: type, op: type[Op[Any]]) -> Callable[..., Any]:
+    def shorthand(self: Any, *args: Any, **kwargs: Any) -> Any:
+        return self.run(op(*args, **kwargs))
+
+    shorthand.__name__ = op.method
+    shorthand.__qualname__ = f"{cls.__qualname__}.{op.method}"
+    shorthand.__doc__ = f"``run({op.__name__}(...))``: {op.__doc__}"
+    return shorthand

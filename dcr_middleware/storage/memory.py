@@ -15,7 +15,7 @@ from typing import ClassVar, TypeVar
 
 from ..core.ops import Op
 from ..core.ratelimit import Limit, RateDecision, decide
-from .base import Attempt, Attempted, Lifetime, Outcome, client_key
+from .base import Attempt, Attempted, Lifetime, Outcome, client_key, shorthands
 
 T = TypeVar("T")
 _PRUNE_AT = 10_000  # buckets held before idle ones are dropped
@@ -205,10 +205,10 @@ class MemoryBackend:
         with self._lock:
             self._reserved = max(0, self._reserved - 1)
 
-    @property
-    def reserved(self) -> int:
+    def client_count(self) -> int:
         """Places taken under the client cap (the metrics' stored client count)."""
-        return self._reserved
+        with self._lock:
+            return self._reserved
 
     def token_get(self, digest: str) -> dict[str, str] | None:
         """A minted token's fields, or ``None`` (also once expired)."""
@@ -257,79 +257,32 @@ class MemoryBackend:
             return None
         return entry
 
+    def client_records(
+        self, progress: Callable[[int], object] | None = None
+    ) -> list[tuple[str, int | None]]:
+        """Every live client record with its last noted use, without noting one."""
+        with self._lock:
+            live = [(self._live(key), self._used.get(key)) for key in list(self._records)]
+        found = [(record, used) for record, used in live if record is not None]
+        if progress is not None:
+            progress(len(found))
+        return found
+
     def close(self) -> None:
         """Nothing to release."""
 
 
+@shorthands
 class AsyncMemoryBackend:
     """The embedded store behind the async interface; operations never block."""
-
-    async def run(self, op: Op[T]) -> T:
-        """Execute one storage operation (see :mod:`dcr_middleware.core.ops`)."""
-        result: T = await getattr(self, op.method)(*op.args())
-        return result
 
     def __init__(self, backend: MemoryBackend) -> None:
         self.backend = backend
         self.prefix = backend.prefix
 
-    async def create(self, client_id: str, record: str, idle_ttl_ms: int = 0) -> bool:
-        """Store ``record`` unless ``client_id`` holds a different one."""
-        return self.backend.create(client_id, record, idle_ttl_ms)
-
-    async def get(self, client_id: str) -> str | None:
-        """The stored record, or ``None``."""
-        return self.backend.get(client_id)
-
-    async def lookup(self, client_id: str, lifetime: Lifetime) -> str | None:
-        """The stored record, noting the use at most once per refresh interval."""
-        return self.backend.lookup(client_id, lifetime)
-
-    async def read(self, client_id: str) -> tuple[str | None, int | None]:
-        """The stored record and its last noted use, without noting one."""
-        return self.backend.read(client_id)
-
-    async def replace(
-        self, client_id: str, expected: str, record: str | None, idle_ttl_ms: int = 0
-    ) -> bool:
-        """Compare-and-set one record (``None`` deletes it)."""
-        return self.backend.replace(client_id, expected, record, idle_ttl_ms)
-
-    async def register(self, attempt: Attempt) -> Attempted:
-        """Decide and store one registration atomically."""
-        return self.backend.register(attempt)
-
-    async def hit(self, bucket: str, limits: tuple[Limit, ...]) -> RateDecision:
-        """Charge one request to ``bucket`` if every limit allows it (GCRA)."""
-        return self.backend.hit(bucket, limits)
-
-    async def reserve(self, cap: int) -> bool:
-        """Take one place under the client cap."""
-        return self.backend.reserve(cap)
-
-    async def release(self) -> None:
-        """Give back a place (a create failed, a client was deleted); never below zero."""
-        self.backend.release()
-
-    async def token_get(self, digest: str) -> dict[str, str] | None:
-        """A minted token's fields, or ``None``."""
-        return self.backend.token_get(digest)
-
-    async def token_use(self, digest: str) -> bool:
-        """Take one use of a minted token atomically."""
-        return self.backend.token_use(digest)
-
-    async def token_put(self, digest: str, fields: dict[str, str], expires_at: int) -> None:
-        """Store a minted token."""
-        self.backend.token_put(digest, fields, expires_at)
-
-    async def token_list(self) -> list[tuple[str, dict[str, str]]]:
-        """Every live minted token."""
-        return self.backend.token_list()
-
-    async def token_delete(self, digest: str) -> bool:
-        """Revoke a minted token."""
-        return self.backend.token_delete(digest)
+    async def run(self, op: Op[T]) -> T:
+        """Execute one storage operation on the embedded store."""
+        return self.backend.run(op)
 
     async def close(self) -> None:
         """Nothing to release."""

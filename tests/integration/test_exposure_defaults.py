@@ -36,7 +36,7 @@ from dcr_middleware.core.registration import prepare_registration
 from dcr_middleware.core.tokens import TokenPolicy
 from dcr_middleware.storage.base import rate_key, token_key
 from dcr_middleware.storage.memory import MemoryBackend
-from dcr_middleware.storage.redis import RATELIMIT_SCRIPT, REGISTER_SCRIPT
+from dcr_middleware.storage.redis_ops import RATELIMIT_SCRIPT, REGISTER_SCRIPT
 
 from .test_management import RedisLog
 from .test_round_trips_and_lifetime import sent_by_clients

@@ -48,7 +48,7 @@ from dcr_middleware import AsyncClientStore, ClientStore, RegisteredClient, Sett
 from dcr_middleware.core.errors import ClientCapError, ConflictError
 from dcr_middleware.core.registration import prepare_registration
 from dcr_middleware.storage.base import client_key, counter_key
-from dcr_middleware.storage.redis import REPLACE_SCRIPT
+from dcr_middleware.storage.redis_ops import REPLACE_SCRIPT
 
 WEB = "https://app.example.com/cb"
 OTHER = "https://app.example.com/other"

@@ -23,7 +23,7 @@ from dcr_middleware.core.ratelimit import (
     script_args,
 )
 from dcr_middleware.storage.base import Attempt, Outcome
-from dcr_middleware.storage.redis import (
+from dcr_middleware.storage.redis_ops import (
     RATELIMIT_SCRIPT,
     REGISTER_SCRIPT,
     attempted_from_reply,

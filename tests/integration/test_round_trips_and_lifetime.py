@@ -25,7 +25,7 @@ from dcr_middleware import (
     Settings,
 )
 from dcr_middleware.storage.base import client_key, counter_key, used_key
-from dcr_middleware.storage.redis import LOOKUP_SCRIPT, REGISTER_SCRIPT
+from dcr_middleware.storage.redis_ops import LOOKUP_SCRIPT, REGISTER_SCRIPT
 
 from .test_management import RedisLog, ScriptCall
 
