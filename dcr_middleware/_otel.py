@@ -12,6 +12,7 @@ OpenTelemetry style, the same attributes), so one event updates both the same wa
 
 from __future__ import annotations
 
+from importlib import metadata
 from typing import Any
 
 from ._extras import install_hint
@@ -29,13 +30,20 @@ METER_NAME = "dcr_middleware"
 _METHODS = frozenset({"GET", "PUT", "DELETE"})
 
 
+def _version() -> str:
+    # The instrumentation scope's version: the installed distribution's, read from its metadata
+    # (importing the package for its __version__ would import every middleware module).
+    try:
+        return metadata.version("dcr-middleware")
+    except metadata.PackageNotFoundError:  # a checkout on sys.path, not installed
+        return ""
+
+
 class OTelMetrics:
     """The instruments of one meter; :meth:`record` takes each event."""
 
     def __init__(self, meter_provider: Any = None) -> None:
-        from . import __version__
-
-        meter = otel_metrics.get_meter(METER_NAME, __version__, meter_provider=meter_provider)
+        meter = otel_metrics.get_meter(METER_NAME, _version(), meter_provider=meter_provider)
         self.registrations = meter.create_counter(
             "dcr.registrations",
             unit="{request}",

@@ -1,4 +1,5 @@
-"""Parsers for ``DCR_*`` environment values: lists, booleans, numbers and durations.
+"""The ``DCR_*`` environment variables: each field's name (:func:`env_name`), and parsers for
+the values: lists, booleans, numbers and durations.
 
 Each parser takes the raw string and returns the typed value or raises ``ValueError`` with a
 message that can be shown to an operator next to the variable's name.
@@ -12,6 +13,11 @@ _DURATION = re.compile(r"^\s*(\d+)\s*([smhdw]?)\s*\Z")
 _UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 _TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"0", "false", "no", "off"})
+
+
+def env_name(field_name: str) -> str:
+    """The variable of a field: ``max_body_bytes`` -> ``DCR_MAX_BODY_BYTES``."""
+    return "DCR_" + field_name.upper()
 
 
 def parse_list(raw: str) -> tuple[str, ...]:

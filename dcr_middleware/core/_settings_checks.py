@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 
 from . import _statement_keys, client_ip, ratelimit
 from . import server_metadata as discovery
+from ._env import env_name
 from .grant_types import default_response_types
 from .oidc import DEFAULT_ENC, DEFAULT_ID_TOKEN_ALG, SUBJECT_TYPES
 
@@ -34,10 +35,6 @@ _ORIGIN = re.compile(r"^https?://[A-Za-z0-9.\-\[\]:]+\Z")
 _JOSE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9+_.-]*\Z")
 
 Problem = Callable[[str, str], None]
-
-
-def _name(field: str) -> str:
-    return "DCR_" + field.upper()
 
 
 def _type_problem(value: Any, hint: Any) -> str | None:
@@ -70,7 +67,7 @@ def check_types(settings: Settings, hints: dict[str, Any]) -> list[str]:
             object.__setattr__(settings, field, value)
         problem = _type_problem(value, hint)
         if problem:
-            problems.append(f"{_name(field)}: {problem}, got {type(value).__name__}")
+            problems.append(f"{env_name(field)}: {problem}, got {type(value).__name__}")
     return problems
 
 
@@ -79,7 +76,7 @@ def check_values(s: Settings) -> list[str]:
     problems: list[str] = []
 
     def bad(field: str, message: str) -> None:
-        problems.append(f"{_name(field)}: {message}")
+        problems.append(f"{env_name(field)}: {message}")
 
     if s.app is not None and not _APP.match(s.app):
         bad("app", f"expected 'module.path:attribute', got {s.app!r}")

@@ -6,8 +6,9 @@ preflights aside) ends in exactly one event: :class:`ClientRegistered`, :class:`
 special cases :class:`RateLimited` and :class:`StorageFailed`). One :class:`Observer` hands each
 event to three places: a log line on the ``dcr_middleware`` logger (a stable message, and every
 field in ``extra`` for JSON formatters), the hooks (``on_event=`` and ``DCR_EVENT_HOOK``), and the
-metrics when they are enabled: Prometheus (:mod:`dcr_middleware._metrics`) and OpenTelemetry
-(:mod:`dcr_middleware._otel`), each imported only then.
+metrics it was given (any :class:`Recorder`): :func:`dcr_middleware.observe.observer_from_settings`
+builds it with Prometheus (:mod:`dcr_middleware._metrics`) and OpenTelemetry
+(:mod:`dcr_middleware._otel`) when they are enabled.
 
 Events carry identifiers and outcomes only: never a client secret, a registration access
 token, an initial access token or a request body. This module does no I/O of its own.
@@ -23,16 +24,11 @@ import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 from ._printable import printable
 from .client import RegisteredClient
 from .errors import ConfigurationError, DCRError, RateLimitedError, StorageError
-
-if TYPE_CHECKING:
-    from .._metrics import Metrics
-    from .._otel import OTelMetrics
-    from .settings import Settings
 
 logger = logging.getLogger("dcr_middleware")
 
@@ -182,6 +178,15 @@ class StorageFailed(RequestRefused):
 EventHook = Callable[[Event], object]
 
 
+class Recorder(Protocol):
+    """Metrics that count events (:class:`dcr_middleware._metrics.Metrics`,
+    :class:`dcr_middleware._otel.OTelMetrics`)."""
+
+    def record(self, event: Event) -> None:
+        """Count one event."""
+        ...
+
+
 def load_hook(spec: str) -> EventHook:
     """Import the ``module.path:callable`` of ``DCR_EVENT_HOOK``; :class:`ConfigurationError`
     when it cannot be imported or is not a plain (synchronous) callable."""
@@ -211,8 +216,9 @@ def check_hook(hook: Any, where: str = "on_event") -> EventHook:
 
 
 class Observer:
-    """Logs each event, calls the hooks and updates the metrics (Prometheus, OpenTelemetry: each
-    when enabled).
+    """Logs each event, calls the hooks and updates the metrics it is given (``metrics``:
+    Prometheus, ``otel``: OpenTelemetry; :func:`dcr_middleware.observe.observer_from_settings`
+    gives each when enabled).
 
     A hook that raises is logged (its exception type only: its message could hold data) and
     the request is answered as if there were no hook.
@@ -221,47 +227,15 @@ class Observer:
     def __init__(
         self,
         hooks: Sequence[EventHook] = (),
-        metrics: Metrics | None = None,
+        metrics: Recorder | None = None,
         clock: Callable[[], float] = time.monotonic,
         *,
-        otel: OTelMetrics | None = None,
+        otel: Recorder | None = None,
     ) -> None:
         self.hooks = tuple(hooks)
         self.metrics = metrics
         self.otel = otel
         self.clock = clock
-
-    @classmethod
-    def from_settings(
-        cls,
-        settings: Settings,
-        *,
-        on_event: EventHook | None = None,
-        metrics_registry: Any = None,
-        backend: Any = None,
-        meter_provider: Any = None,
-    ) -> Observer:
-        """The observer a middleware uses: ``on_event`` then ``DCR_EVENT_HOOK``; Prometheus
-        metrics when ``DCR_METRICS`` is on or a registry is given (the client count read from
-        ``backend``'s cap counter, when ``DCR_MAX_CLIENTS`` is set); OpenTelemetry metrics when
-        ``DCR_OTEL`` is on (the global meter provider) or a ``meter_provider`` is given."""
-        hooks = [] if on_event is None else [check_hook(on_event)]
-        if settings.event_hook is not None:
-            hooks.append(load_hook(settings.event_hook))
-        metrics = None
-        if settings.metrics or metrics_registry is not None:
-            from .. import _metrics
-
-            metrics = _metrics.metrics_for(metrics_registry)
-            count = _metrics.client_count(settings, backend) if settings.max_clients else None
-            if count is not None:
-                metrics.count_clients(settings.key_prefix, settings.max_clients, count)
-        otel = None
-        if settings.otel or meter_provider is not None:
-            from .. import _otel
-
-            otel = _otel.OTelMetrics(meter_provider)
-        return cls(hooks, metrics, otel=otel)
 
     def emit(self, event: Event) -> None:
         """Log ``event``, update the metrics, then call each hook."""

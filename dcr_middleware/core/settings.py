@@ -19,6 +19,7 @@ from urllib.parse import unquote_plus
 
 from . import _env
 from . import _settings_checks as _checks
+from ._env import env_name as env_name  # public here; in _env so the checks use it too
 from .errors import ConfigurationError
 
 logger = logging.getLogger("dcr_middleware")
@@ -165,11 +166,6 @@ class Settings:
                 value = "<inline JWKS>" if value.lstrip().startswith("{") else value
             parts.append(f"{f.name}={value!r}")
         return f"Settings({', '.join(parts)})"
-
-
-def env_name(field_name: str) -> str:
-    """The variable of a field: ``max_body_bytes`` -> ``DCR_MAX_BODY_BYTES``."""
-    return "DCR_" + field_name.upper()
 
 
 def mask_url(url: str) -> str:

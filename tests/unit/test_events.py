@@ -32,6 +32,7 @@ from dcr_middleware.core.events import (
     check_hook,
     load_hook,
 )
+from dcr_middleware.observe import observer_from_settings
 from dcr_middleware.storage.memory import AsyncMemoryBackend, MemoryBackend
 
 REGISTRATION = Seen("registration", "POST", "/register", "192.0.2.7", started=10.0)
@@ -297,7 +298,7 @@ def test_events_from_settings_calls_code_hook_then_environment_hook() -> None:
     calls: list[str] = []
     settings = Settings(event_hook=f"{__name__}:_record_env_hook")
     _ENV_CALLS.clear()
-    obs = Observer.from_settings(settings, on_event=lambda event: calls.append("code"))
+    obs = observer_from_settings(settings, on_event=lambda event: calls.append("code"))
     obs.done(REGISTRATION, ClientRegistered, CLIENT)
     assert calls == ["code"]
     assert [type(e) for e in _ENV_CALLS] == [ClientRegistered]
@@ -326,8 +327,8 @@ def test_metrics_are_created_once_per_registry() -> None:
     assert _metrics.metrics_for(CollectorRegistry()) is not first
     # Two observers on one registry, as two middlewares in one process build them.
     settings = Settings(metrics=True)
-    one = Observer.from_settings(settings, metrics_registry=registry)
-    two = Observer.from_settings(settings, metrics_registry=registry)
+    one = observer_from_settings(settings, metrics_registry=registry)
+    two = observer_from_settings(settings, metrics_registry=registry)
     assert one.metrics is two.metrics is first
 
 
@@ -372,7 +373,7 @@ def test_metrics_client_count_reads_the_embedded_cap_counter(wrap: bool) -> None
     backend = MemoryBackend("count")
     store_backend: Any = AsyncMemoryBackend(backend) if wrap else backend
     settings = Settings(max_clients=10, key_prefix="count")
-    Observer.from_settings(settings, metrics_registry=registry, backend=store_backend)
+    observer_from_settings(settings, metrics_registry=registry, backend=store_backend)
     assert value(registry, "dcr_clients_stored", prefix="count") == 0
     assert backend.reserve(10) and backend.reserve(10)
     assert value(registry, "dcr_clients_stored", prefix="count") == 2
@@ -382,7 +383,7 @@ def test_metrics_client_count_reads_the_embedded_cap_counter(wrap: bool) -> None
 def test_metrics_client_count_is_absent_without_a_cap() -> None:
     registry = CollectorRegistry()
     backend = MemoryBackend("nocap")
-    Observer.from_settings(Settings(key_prefix="nocap"), metrics_registry=registry, backend=backend)
+    observer_from_settings(Settings(key_prefix="nocap"), metrics_registry=registry, backend=backend)
     assert registry.get_sample_value("dcr_clients_stored", {"prefix": "nocap"}) is None
 
 
@@ -391,9 +392,9 @@ def test_metrics_without_prometheus_client_is_a_configuration_error() -> None:
 import sys
 sys.modules["prometheus_client"] = None  # as if the extra were not installed
 from dcr_middleware import ConfigurationError, Settings
-from dcr_middleware.core.events import Observer
+from dcr_middleware.observe import observer_from_settings
 try:
-    Observer.from_settings(Settings(metrics=True))
+    observer_from_settings(Settings(metrics=True))
 except ConfigurationError as exc:
     print(exc.problems[0])
 else:
@@ -419,8 +420,8 @@ def test_events_module_does_not_import_prometheus() -> None:
     code = (
         "import sys, dcr_middleware, dcr_middleware.core.events\n"
         "from dcr_middleware import Settings\n"
-        "from dcr_middleware.core.events import Observer\n"
-        "Observer.from_settings(Settings())\n"
+        "from dcr_middleware.observe import observer_from_settings\n"
+        "observer_from_settings(Settings())\n"
         "assert 'prometheus_client' not in sys.modules, 'imported'\n"
     )
     result = subprocess.run(

@@ -20,7 +20,8 @@ from dcr_middleware.core.errors import (
     RateLimitedError,
     StorageError,
 )
-from dcr_middleware.core.events import ClientRegistered, ClientUpdated, Observer, Seen
+from dcr_middleware.core.events import ClientRegistered, ClientUpdated, Seen
+from dcr_middleware.observe import observer_from_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 REGISTRATION = Seen("registration", "POST", "/register", "192.0.2.7", started=10.0)
@@ -51,7 +52,7 @@ def points(reader: InMemoryMetricReader) -> dict[str, dict[tuple[tuple[str, Any]
 
 def test_otel_counts_registrations_refusals_and_storage_errors() -> None:
     reader, provider = reader_and_provider()
-    obs = Observer.from_settings(Settings(), meter_provider=provider)
+    obs = observer_from_settings(Settings(), meter_provider=provider)
     obs.clock = lambda: 10.0003
     obs.done(REGISTRATION, ClientRegistered, CLIENT)
     obs.refused(REGISTRATION, InvalidRedirectURIError("bad"))
@@ -86,9 +87,9 @@ def test_otel_counts_registrations_refusals_and_storage_errors() -> None:
 
 
 def test_otel_is_off_by_default_and_on_with_the_setting() -> None:
-    assert Observer.from_settings(Settings()).otel is None
+    assert observer_from_settings(Settings()).otel is None
     assert Settings.from_env({"DCR_OTEL": "true"}).otel is True
-    assert isinstance(Observer.from_settings(Settings(otel=True)).otel, _otel.OTelMetrics)
+    assert isinstance(observer_from_settings(Settings(otel=True)).otel, _otel.OTelMetrics)
 
 
 def test_otel_and_prometheus_count_the_same_event() -> None:
@@ -96,7 +97,7 @@ def test_otel_and_prometheus_count_the_same_event() -> None:
 
     reader, provider = reader_and_provider()
     registry = CollectorRegistry()
-    obs = Observer.from_settings(Settings(), metrics_registry=registry, meter_provider=provider)
+    obs = observer_from_settings(Settings(), metrics_registry=registry, meter_provider=provider)
     obs.done(REGISTRATION, ClientRegistered, CLIENT)
     assert registry.get_sample_value("dcr_registrations_total", {"outcome": "created"}) == 1
     assert points(reader)["dcr.registrations"][(("outcome", "created"),)].value == 1
@@ -121,9 +122,10 @@ import sys
 sys.modules["opentelemetry.sdk"] = None  # as if only opentelemetry-api were installed
 from dcr_middleware import RegisteredClient, Settings
 from dcr_middleware.core.errors import StorageError
-from dcr_middleware.core.events import ClientRegistered, Observer, Seen
+from dcr_middleware.core.events import ClientRegistered, Seen
+from dcr_middleware.observe import observer_from_settings
 seen = []
-obs = Observer.from_settings(Settings.from_env({"DCR_OTEL": "true"}), on_event=seen.append)
+obs = observer_from_settings(Settings.from_env({"DCR_OTEL": "true"}), on_event=seen.append)
 at = Seen("registration", "POST", "/register", None, 0.0)
 obs.done(at, ClientRegistered, RegisteredClient("abc", 1, {}))
 obs.refused(at, StorageError("down"))
@@ -143,9 +145,9 @@ def test_otel_without_the_api_is_a_configuration_error() -> None:
 import sys
 sys.modules["opentelemetry"] = None  # as if the extra were not installed
 from dcr_middleware import ConfigurationError, Settings
-from dcr_middleware.core.events import Observer
+from dcr_middleware.observe import observer_from_settings
 try:
-    Observer.from_settings(Settings(otel=True))
+    observer_from_settings(Settings(otel=True))
 except ConfigurationError as exc:
     print(exc.problems[0])
 else:
@@ -163,8 +165,8 @@ def test_otel_module_is_imported_only_when_enabled() -> None:
         """
 import sys
 from dcr_middleware import Settings
-from dcr_middleware.core.events import Observer
-Observer.from_settings(Settings())
+from dcr_middleware.observe import observer_from_settings
+observer_from_settings(Settings())
 assert "opentelemetry" not in sys.modules and "dcr_middleware._otel" not in sys.modules
 """
     )
