@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Callable, Generator
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any, ClassVar, Generic, TypeVar
 
 from .ratelimit import Limit, RateDecision
@@ -32,10 +32,11 @@ class Op(Generic[T]):
 
     __slots__ = ()
     method: ClassVar[str]
+    __match_args__: ClassVar[tuple[str, ...]] = ()  # the dataclass's field names, in order
 
     def args(self) -> tuple[Any, ...]:
         """The fields, in declaration order: the arguments of ``method``."""
-        return tuple(getattr(self, f.name) for f in fields(self))  # type: ignore[arg-type]
+        return tuple([getattr(self, name) for name in self.__match_args__])
 
 
 def ask(op: Op[T]) -> Generator[Op[T], Any, T]:

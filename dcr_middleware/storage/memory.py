@@ -120,6 +120,15 @@ class MemoryBackend:
                 self._expiry.pop(key, None)
             return True
 
+    def purge(self, client_id: str, record: str, used: int | None) -> bool:
+        """Delete an idle client if neither its record nor its last use changed since read."""
+        key = client_key(self.prefix, client_id)
+        with self._lock:
+            if self._live(key) != record or self._used.get(key) != used:
+                return False
+            self._drop(key)
+            return True
+
     def register(self, attempt: Attempt) -> Attempted:
         """Decide and store one registration under the lock (``register.lua``'s semantics)."""
         key = client_key(self.prefix, attempt.client_id)

@@ -93,7 +93,7 @@ class Eval:
 
     def send(self, client: Any) -> Any:
         """Run the script (on the client it was registered with)."""
-        return self.script(keys=list(self.keys), args=list(self.args))
+        return self.script(keys=self.keys, args=self.args)
 
 
 @dataclass(frozen=True, slots=True)
