@@ -27,6 +27,7 @@ a command that finds them all in use waits up to ``DCR_REDIS_POOL_TIMEOUT`` for 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, TypeAlias
 
 import redis
@@ -56,11 +57,9 @@ AsyncRedis: TypeAlias = "redis.asyncio.Redis | redis.asyncio.cluster.RedisCluste
 REDIS_ERRORS: tuple[type[Exception], ...] = (RedisError, RedisClusterException)
 
 # redis-py annotates these in some releases and not in others (8.2 typed the Sentinel
-# constructors and master_for): called through Any, so that no release needs a "type: ignore"
-# that the next one reports as unused.
+# constructors and master_for): called through Any (here, and the fields of _Side), so that no
+# release needs a "type: ignore" that the next one reports as unused.
 _parse_url: Any = parse_url
-_SyncSentinel: Any = redis.sentinel.Sentinel
-_AsyncSentinel: Any = redis.asyncio.sentinel.Sentinel
 
 
 def connection_options(settings: Settings) -> dict[str, Any]:
@@ -99,8 +98,9 @@ def describe(settings: Settings) -> str:
     return f"{kind} {mask_url(redis_url(settings))}"
 
 
-def _sentinel_options(settings: Settings, asyncio: bool) -> dict[str, Any]:
-    """The master connections' options: credentials, database and TLS from the optional URL."""
+def _sentinel_options(settings: Settings, kinds: tuple[type, type]) -> dict[str, Any]:
+    """The master connections' options: credentials, database and TLS from the optional URL
+    (``kinds``: the connection classes without and with TLS)."""
     options = connection_options(settings)
     tls = False
     if settings.redis_url is not None:
@@ -109,11 +109,6 @@ def _sentinel_options(settings: Settings, asyncio: bool) -> dict[str, Any]:
             if parsed.get(name) is not None:
                 options[name] = parsed[name]
         tls = settings.redis_url.startswith("rediss://")
-    kinds: tuple[type, type] = (
-        (_redis_py.AsyncSentinelConnection, _redis_py.AsyncSentinelSSLConnection)
-        if asyncio
-        else (_redis_py.SentinelConnection, _redis_py.SentinelSSLConnection)
-    )
     options["connection_class"] = kinds[tls]
     return options
 
@@ -127,56 +122,77 @@ def _master(settings: Settings) -> str:
     return settings.redis_sentinel_master
 
 
-def sync_client(settings: Settings) -> SyncRedis:
-    """The blocking client for ``settings`` (no socket is opened until the first command)."""
-    retry = Retry(NoBackoff(), 1, (RedisConnectionError,))
+@dataclass(frozen=True, slots=True)
+class _Side:
+    """The redis-py classes a client is built from: the blocking ones or the asyncio ones."""
+
+    retry: Any
+    gate: Any
+    cluster: Any  # called with the seed node's URL
+    sentinel: Any
+    master: Any
+    sentinel_pool: Any
+    pool: Any
+    redis: Any
+    connections: tuple[type, type]  # a Sentinel master's connections, without and with TLS
+
+
+_BLOCKING = _Side(
+    Retry,
+    _pools.Gate,
+    _redis_py.Cluster,
+    redis.sentinel.Sentinel,
+    _redis_py.SentinelMaster,
+    _pools.BlockingSentinelPool,
+    redis.BlockingConnectionPool,
+    redis.Redis,
+    (_redis_py.SentinelConnection, _redis_py.SentinelSSLConnection),
+)
+_ASYNCIO = _Side(
+    AsyncRetry,
+    _pools.AsyncGate,
+    _redis_py.AsyncCluster.from_url,
+    redis.asyncio.sentinel.Sentinel,
+    _redis_py.AsyncSentinelMaster,
+    _pools.AsyncBlockingSentinelPool,
+    redis.asyncio.BlockingConnectionPool,
+    redis.asyncio.Redis,
+    (_redis_py.AsyncSentinelConnection, _redis_py.AsyncSentinelSSLConnection),
+)
+
+
+def _client(settings: Settings, side: _Side) -> Any:
+    retry = side.retry(NoBackoff(), 1, (RedisConnectionError,))
     options = connection_options(settings)
     if settings.redis_cluster:
-        gate = _pools.Gate(settings.redis_max_connections, settings.redis_pool_timeout)
+        gate = side.gate(settings.redis_max_connections, settings.redis_pool_timeout)
         url = redis_url(settings)
-        return _redis_py.Cluster(url, gate=gate, retry=retry, max_connections=gate.size, **options)
+        return side.cluster(url, gate=gate, retry=retry, max_connections=gate.size, **options)
     if settings.redis_sentinels:
         # The Sentinels are asked with the same socket timeouts (redis-py copies socket_*).
-        sentinel = _SyncSentinel(_sentinels(settings), **options)
-        client: redis.Redis = sentinel.master_for(
+        sentinel = side.sentinel(_sentinels(settings), **options)
+        return sentinel.master_for(
             _master(settings),
-            redis_class=_redis_py.SentinelMaster,
-            connection_pool_class=_pools.BlockingSentinelPool,
+            redis_class=side.master,
+            connection_pool_class=side.sentinel_pool,
             retry=retry,
             **pool_options(settings),
-            **_sentinel_options(settings, asyncio=False),
+            **_sentinel_options(settings, side.connections),
         )
-        return client
-    pool = redis.BlockingConnectionPool.from_url(
-        redis_url(settings), retry=retry, **pool_options(settings), **options
-    )
-    return redis.Redis.from_pool(pool)
+    pool = side.pool.from_url(redis_url(settings), retry=retry, **pool_options(settings), **options)
+    return side.redis.from_pool(pool)
+
+
+def sync_client(settings: Settings) -> SyncRedis:
+    """The blocking client for ``settings`` (no socket is opened until the first command)."""
+    client: SyncRedis = _client(settings, _BLOCKING)
+    return client
 
 
 def async_client(settings: Settings) -> AsyncRedis:
     """The asyncio client for ``settings`` (no socket is opened until the first command)."""
-    retry = AsyncRetry(NoBackoff(), 1, (RedisConnectionError,))
-    options = connection_options(settings)
-    if settings.redis_cluster:
-        gate = _pools.AsyncGate(settings.redis_max_connections, settings.redis_pool_timeout)
-        return _redis_py.AsyncCluster.from_url(
-            redis_url(settings), gate=gate, retry=retry, max_connections=gate.size, **options
-        )
-    if settings.redis_sentinels:
-        sentinel = _AsyncSentinel(_sentinels(settings), **options)
-        client: redis.asyncio.Redis = sentinel.master_for(
-            _master(settings),
-            redis_class=_redis_py.AsyncSentinelMaster,
-            connection_pool_class=_pools.AsyncBlockingSentinelPool,
-            retry=retry,
-            **pool_options(settings),
-            **_sentinel_options(settings, asyncio=True),
-        )
-        return client
-    pool = redis.asyncio.BlockingConnectionPool.from_url(
-        redis_url(settings), retry=retry, **pool_options(settings), **options
-    )
-    return redis.asyncio.Redis.from_pool(pool)
+    client: AsyncRedis = _client(settings, _ASYNCIO)
+    return client
 
 
 def unreachable_reason(settings: Settings, exc: BaseException) -> str:
