@@ -19,7 +19,7 @@ from .core._http import Response, too_large
 from .core._proxy_check import RewrittenPeerCheck
 from .core.admission import RequestHead
 from .core.errors import ConfigurationError
-from .core.events import EventHook, Observer
+from .core.events import EventHook
 from .core.management import client_id_from_path
 from .core.management_flow import ManagementFlow
 from .core.metadata_endpoint import MetadataEndpoint
@@ -27,6 +27,7 @@ from .core.ops import READ_BODY, Flow
 from .core.registration_flow import RegistrationFlow
 from .core.settings import Settings
 from .drivers import arun
+from .observe import observer_from_settings
 from .store import AsyncClientStore, warn_if_embedded
 
 if TYPE_CHECKING:
@@ -98,7 +99,7 @@ class DCRMiddleware:
     ) -> None:
         self.settings = Settings.from_env() if settings is None else settings
         self.store = AsyncClientStore(self.settings) if store is None else store
-        self.observer = Observer.from_settings(
+        self.observer = observer_from_settings(
             self.settings,
             on_event=on_event,
             metrics_registry=metrics_registry,
