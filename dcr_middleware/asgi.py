@@ -18,6 +18,7 @@ from . import _loader, _routes
 from .core._http import Response, too_large
 from .core._proxy_check import RewrittenPeerCheck
 from .core.admission import RequestHead
+from .core.cimd import Documents
 from .core.errors import ConfigurationError
 from .core.events import EventHook
 from .core.management import client_id_from_path
@@ -106,6 +107,9 @@ class DCRMiddleware:
             meter_provider=meter_provider,
             backend=self.store.backend,
         )
+        if store is None and self.store.documents is not None:
+            # The store built here reports its document lookups to the middleware's observer.
+            self.store.documents = Documents(self.store.documents.policy, self.observer)
         store_settings = self.store.settings
         self.registration = RegistrationFlow(
             self.settings, self.observer, store_settings=store_settings

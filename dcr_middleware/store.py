@@ -8,10 +8,14 @@ storage backend; the decisions are in :class:`~dcr_middleware.core.client.Regist
 from __future__ import annotations
 
 import logging
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar, cast
 
+from ._single_flight import AsyncSingleFlight, SingleFlight
 from .core import client_flows
+from .core.cimd import Documents, Fetch, ResolveDocument
 from .core.client import RegisteredClient
+from .core.errors import ConfigurationError
+from .core.events import Observer
 from .core.ops import Attempted, Flow, Hit, Lifetime
 from .core.ratelimit import Limit, RateDecision
 from .core.settings import Settings
@@ -52,13 +56,55 @@ def warn_if_embedded(settings: Settings) -> None:
         )
 
 
-class _Store(Generic[B]):
-    """What both stores share: settings, backend, the clients' lifetime."""
+def _fetcher(blocking: bool) -> Any:
+    """The executor of the ``Fetch`` operation (``DCR_CIMD``; imports httpx, extra ``cimd``)."""
+    try:
+        from . import fetch
+    except ImportError as exc:
+        raise ConfigurationError([f"DCR_CIMD: {exc}"]) from exc
+    if blocking:
+        return lambda op: fetch.fetch_json(op.url, op.policy)
+    return lambda op: fetch.afetch_json(op.url, op.policy)
 
-    def __init__(self, settings: Settings, backend: B) -> None:
+
+class _Store(Generic[B]):
+    """What both stores share: settings, backend, the clients' lifetime and, with ``DCR_CIMD``,
+    the resolution of URL client ids (``observer`` hears its outcomes)."""
+
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        *,
+        backend: B | None = None,
+        observer: Observer | None = None,
+    ) -> None:
+        settings = Settings.from_env() if settings is None else settings
         self.settings = settings
-        self.backend: B = backend
+        self.backend: B = self._backend_for(settings) if backend is None else backend
         self.lifetime = Lifetime.of(settings.client_idle_ttl)
+        self.documents = Documents.from_settings(settings, observer) if settings.cimd else None
+        blocking = isinstance(self, ClientStore)
+        self.fetcher: Any = _fetcher(blocking) if settings.cimd else None
+        self._shared: Any = SingleFlight() if blocking else AsyncSingleFlight()
+
+    def _execute(self, op: Any) -> Any:
+        # With DCR_CIMD a lookup also asks for a document (once per URL at a time, see
+        # _resolve) and its fetch, beside the storage operations.
+        if isinstance(op, ResolveDocument):
+            return self._resolve(op.url)
+        return self.fetcher(op) if isinstance(op, Fetch) else self.backend.run(op)
+
+    def _resolve(self, url: str) -> Any:
+        # The result, or for the asyncio store the awaitable the driver awaits.
+        documents = cast(Documents, self.documents)
+        return self._shared.do(url, lambda: self._run(documents.resolve(url)))
+
+    def _run(self, flow: Flow[T]) -> Any:
+        raise NotImplementedError
+
+    @staticmethod
+    def _backend_for(settings: Settings) -> B:
+        raise NotImplementedError
 
     @staticmethod
     def known_id(client_id: str) -> bool:
@@ -69,19 +115,19 @@ class _Store(Generic[B]):
 class ClientStore(_Store[SyncBackend]):
     """Blocking access to registered clients (for WSGI authorization servers)."""
 
-    def __init__(self, settings: Settings | None = None, *, backend: SyncBackend | None = None):
-        settings = Settings.from_env() if settings is None else settings
-        super().__init__(settings, sync_backend(settings) if backend is None else backend)
+    @staticmethod
+    def _backend_for(settings: Settings) -> SyncBackend:
+        return sync_backend(settings)
 
     def _run(self, flow: Flow[T]) -> T:
-        return run(flow, self.backend.run)
+        return run(flow, self.backend.run if self.fetcher is None else self._execute)
 
     def get(self, client_id: str) -> RegisteredClient | None:
         """The registered client, or ``None`` when no such client exists.
 
         The lookup counts as a use of the client (renewing ``DCR_CLIENT_IDLE_TTL``, at most once
         per refresh interval)."""
-        return self._run(client_flows.get(client_id, self.lifetime))
+        return self._run(client_flows.get(client_id, self.lifetime, self.documents))
 
     def load(self, client_id: str, *, note_use: bool = True) -> tuple[RegisteredClient, str] | None:
         """The client and its stored record (for compare-and-set), or ``None``.
@@ -112,7 +158,9 @@ class ClientStore(_Store[SyncBackend]):
     def require(self, client_id: str, client_secret: str | None = None) -> RegisteredClient:
         """The client (authenticated when ``client_secret`` is given), or
         :class:`~dcr_middleware.core.errors.InvalidClientError` (``401 invalid_client``)."""
-        return self._run(client_flows.require(client_id, client_secret, self.lifetime))
+        return self._run(
+            client_flows.require(client_id, client_secret, self.lifetime, self.documents)
+        )
 
     def create(self, client: RegisteredClient) -> None:
         """Store a new client atomically; never overwrites another client.
@@ -156,16 +204,16 @@ class AsyncClientStore(_Store[AsyncBackend]):
     """Asyncio access to registered clients (for ASGI authorization servers): the methods of
     :class:`ClientStore`, awaited."""
 
-    def __init__(self, settings: Settings | None = None, *, backend: AsyncBackend | None = None):
-        settings = Settings.from_env() if settings is None else settings
-        super().__init__(settings, async_backend(settings) if backend is None else backend)
+    @staticmethod
+    def _backend_for(settings: Settings) -> AsyncBackend:
+        return async_backend(settings)
 
     async def _run(self, flow: Flow[T]) -> T:
-        return await arun(flow, self.backend.run)
+        return await arun(flow, self.backend.run if self.fetcher is None else self._execute)
 
     async def get(self, client_id: str) -> RegisteredClient | None:
         """See :meth:`ClientStore.get`."""
-        return await self._run(client_flows.get(client_id, self.lifetime))
+        return await self._run(client_flows.get(client_id, self.lifetime, self.documents))
 
     async def load(
         self, client_id: str, *, note_use: bool = True
@@ -187,7 +235,9 @@ class AsyncClientStore(_Store[AsyncBackend]):
 
     async def require(self, client_id: str, client_secret: str | None = None) -> RegisteredClient:
         """See :meth:`ClientStore.require`."""
-        return await self._run(client_flows.require(client_id, client_secret, self.lifetime))
+        return await self._run(
+            client_flows.require(client_id, client_secret, self.lifetime, self.documents)
+        )
 
     async def create(self, client: RegisteredClient) -> None:
         """See :meth:`ClientStore.create`."""

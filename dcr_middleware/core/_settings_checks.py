@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import types
 from collections.abc import Callable
@@ -103,6 +104,7 @@ def check_values(s: Settings) -> list[str]:
     for field, message in discovery.settings_problems(s):
         bad(field, message)
     _check_oidc(bad, s)
+    _check_cimd(bad, s)
     if s.client_secret_ttl < 0:
         bad("client_secret_ttl", "must not be negative (0 means secrets never expire)")
     if s.client_idle_ttl < 0:
@@ -262,3 +264,29 @@ def _check_oidc(bad: Problem, s: Settings) -> None:
     unknown = sorted(set(s.allowed_subject_types) - SUBJECT_TYPES)
     if unknown or not s.allowed_subject_types:
         bad("allowed_subject_types", f"expected a non-empty list of public, pairwise: {unknown}")
+
+
+def _check_cimd(bad: Problem, s: Settings) -> None:
+    try:
+        for entry in s.cimd_private_networks:
+            ipaddress.ip_network(entry)  # strict: 127.0.0.1/8 is a typo, not a network
+    except ValueError as exc:
+        bad("cimd_private_networks", f"expected CIDRs like 127.0.0.0/8 or ::1/128: {exc}")
+    for field in ("cimd_allowed_hosts", "cimd_denied_hosts"):
+        if not all(_HOST.match(h.lower().rstrip(".")) for h in getattr(s, field)):
+            bad(field, "expected host names, or *.example.com for any name under one")
+    if not 256 <= s.cimd_max_bytes <= 1024 * 1024:
+        bad("cimd_max_bytes", "expected a size between 256 and 1048576 bytes")
+    for field in ("cimd_connect_timeout", "cimd_timeout"):
+        if not 0 < getattr(s, field) <= 60:
+            bad(field, "expected seconds between 0 and 60")
+    if not 0 <= s.cimd_cache_min <= s.cimd_cache_max:
+        bad("cimd_cache_min", "expected 0 <= DCR_CIMD_CACHE_MIN <= DCR_CIMD_CACHE_MAX")
+    for field in ("cimd_negative_ttl", "cimd_stale"):
+        if getattr(s, field) < 0:
+            bad(field, "must not be negative (0 turns it off)")
+    for field in ("cimd_fetch_rate_limit", "cimd_fetch_total_rate_limit"):
+        try:
+            ratelimit.parse_rate_limits(getattr(s, field))
+        except ValueError as exc:
+            bad(field, str(exc))

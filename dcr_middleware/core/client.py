@@ -21,6 +21,9 @@ class RegisteredClient:
     held as a SHA-256 digest, except for ``client_secret_jwt`` clients, whose HMAC key the server
     must know. ``token_policy`` is the policy of the initial access token the client registered
     with (JSON; updates stay within it); ``counted`` says it holds a ``DCR_MAX_CLIENTS`` place.
+    ``from_document`` says the client is described by a Client ID Metadata Document: its
+    ``client_id`` is the document's URL, it has no secret, no registration access token and no
+    management URI, and it is never stored as a record.
     """
 
     client_id: str
@@ -32,6 +35,7 @@ class RegisteredClient:
     registration_token_hash: str | None = field(default=None, repr=False)
     token_policy: str | None = None
     counted: bool = False
+    from_document: bool = False
 
     @property
     def redirect_uris(self) -> list[str]:

@@ -12,6 +12,7 @@ import dataclasses
 import re
 import time
 
+from .cimd import Documents, is_document_url, resolve_document
 from .client import RegisteredClient
 from .errors import ClientCapError, ConflictError, InvalidClientError, StorageError
 from .ops import (
@@ -55,8 +56,13 @@ def load(
     return None if record is None else (RegisteredClient.from_record(record), record)
 
 
-def get(client_id: str, lifetime: Lifetime) -> Flow[RegisteredClient | None]:
-    """The registered client (noting a use), or ``None``."""
+def get(
+    client_id: str, lifetime: Lifetime, documents: Documents | None = None
+) -> Flow[RegisteredClient | None]:
+    """The registered client (noting a use), or ``None``. With ``documents`` (``DCR_CIMD``),
+    an HTTPS-URL client id is resolved from its Client ID Metadata Document."""
+    if documents is not None and is_document_url(client_id):
+        return (yield from resolve_document(client_id))
     loaded = yield from load(client_id, lifetime)
     return None if loaded is None else loaded[0]
 
@@ -87,7 +93,8 @@ def authenticate(
     """The client when ``client_secret`` is its current, unexpired secret; else ``None``.
 
     Only a successful authentication notes a use: a wrong secret cannot keep an abandoned client
-    alive. One round trip, two when the use is due to be noted."""
+    alive. One round trip, two when the use is due to be noted. A client described by a
+    metadata document has no secret: a URL client id is ``None`` here, without a fetch."""
     if not known_id(client_id):
         return None
     record, used = yield from ask(Read(client_id))
@@ -100,12 +107,15 @@ def authenticate(
 
 
 def require(
-    client_id: str, client_secret: str | None, lifetime: Lifetime
+    client_id: str,
+    client_secret: str | None,
+    lifetime: Lifetime,
+    documents: Documents | None = None,
 ) -> Flow[RegisteredClient]:
     """The client (authenticated when ``client_secret`` is given), or
     :class:`~dcr_middleware.core.errors.InvalidClientError` (``401 invalid_client``)."""
     if client_secret is None:
-        client = yield from get(client_id, lifetime)
+        client = yield from get(client_id, lifetime, documents)
     else:
         client = yield from authenticate(client_id, client_secret, lifetime)
     if client is None:

@@ -175,6 +175,69 @@ class StorageFailed(RequestRefused):
     cause: str | None = None
 
 
+@dataclass(frozen=True, kw_only=True, slots=True)
+class DocumentEvent(Event):
+    """A Client ID Metadata Document lookup (``endpoint`` ``"lookup"``): ``client_id`` is the
+    document's URL, its control characters escaped (it is the client's text)."""
+
+    @classmethod
+    def _lookup(cls, url: str) -> dict[str, Any]:
+        return {
+            "endpoint": "lookup",
+            "method": "GET",
+            "path": "",
+            "client_ip": None,
+            "duration_seconds": 0.0,
+            "client_id": printable(url[:_URL_SHOWN]),
+        }
+
+
+_URL_SHOWN = 512  # characters of a document URL an event carries
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class DocumentResolved(DocumentEvent):
+    """A document lookup answered with a client: ``outcome`` is ``hit`` (from the cache),
+    ``miss`` (fetched, nothing cached), ``refresh`` (fetched again once the cached copy expired)
+    or ``stale`` (a refetch failed for ``reason``: the expired copy was served)."""
+
+    name: ClassVar[str] = "document_resolved"
+    message: ClassVar[str] = "client metadata document %s: %s"
+
+    outcome: str
+    reason: str | None = None
+
+    @classmethod
+    def of(cls, url: str, outcome: str, *, reason: str | None = None) -> DocumentResolved:
+        """The event for ``url``."""
+        return cls(**cls._lookup(url), outcome=outcome, reason=reason)
+
+    def _args(self) -> tuple[Any, ...]:
+        return (self.outcome, self.client_id)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class DocumentRefused(DocumentEvent):
+    """A document lookup refused (the caller answers ``invalid_client``): ``reason`` is the
+    fetcher's or the validation's token (``private_address``, ``redirect``, ``too_large``,
+    ``timeout``, ``client_id``, ``secret``, ``metadata``, ``busy``...); ``cached`` when the
+    refusal came from the negative cache."""
+
+    name: ClassVar[str] = "document_refused"
+    message: ClassVar[str] = "client metadata document refused: %s (%s)"
+
+    reason: str
+    cached: bool = False
+
+    @classmethod
+    def of(cls, url: str, reason: str, *, cached: bool) -> DocumentRefused:
+        """The event for ``url``."""
+        return cls(**cls._lookup(url), reason=reason, cached=cached)
+
+    def _args(self) -> tuple[Any, ...]:
+        return (self.reason, self.client_id)
+
+
 EventHook = Callable[[Event], object]
 
 

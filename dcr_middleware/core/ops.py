@@ -267,8 +267,44 @@ class ClientCount(Op[int]):
     method: ClassVar[str] = "client_count"
 
 
+@dataclass(frozen=True, slots=True)
+class DocumentGet(Op["str | None"]):
+    """A cached Client ID Metadata Document entry (JSON, see :mod:`.cimd`), or ``None``.
+
+    ``key`` names the entry (a digest of the document's URL)."""
+
+    method: ClassVar[str] = "document_get"
+    key: str
+
+
+@dataclass(frozen=True, slots=True)
+class DocumentPut(Op[None]):
+    """Cache a document entry for ``ttl_ms`` milliseconds (replacing the one there)."""
+
+    method: ClassVar[str] = "document_put"
+    key: str
+    entry: str
+    ttl_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class DocumentDelete(Op[bool]):
+    """Evict a cached document entry; False when there was none."""
+
+    method: ClassVar[str] = "document_delete"
+    key: str
+
+
+@dataclass(frozen=True, slots=True)
+class DocumentList(Op["list[tuple[str, str]]"]):
+    """Every cached document entry as (key, entry) (a SCAN: for the CLI, not the request path)."""
+
+    method: ClassVar[str] = "document_list"
+
+
 OPERATIONS: tuple[type[Op[Any]], ...] = (
     Create, Get, Lookup, Read, Replace, Purge, Register, Hit, Reserve, Release,
     TokenGet, TokenUse, TokenPut, TokenList, TokenDelete, ClientRecords, ClientCount,
+    DocumentGet, DocumentPut, DocumentDelete, DocumentList,
 )  # fmt: skip
 """Every storage operation, in the order the backends document them."""

@@ -86,6 +86,9 @@ def authorization_server_metadata(
         document["token_endpoint_auth_signing_alg_values_supported"] = signing
     if "authorization_code" in settings.allowed_grant_types and settings.code_challenge_methods:
         document["code_challenge_methods_supported"] = list(settings.code_challenge_methods)
+    if settings.cimd:
+        # draft-ietf-oauth-client-id-metadata-document: the server says it resolves URL ids.
+        document["client_id_metadata_document_supported"] = True
     if openid is None:
         openid = "openid" in (settings.allowed_scopes or ())
     if openid:

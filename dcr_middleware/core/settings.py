@@ -107,6 +107,21 @@ class Settings:
         "A256GCM",
     )
     allowed_subject_types: tuple[str, ...] = ("public",)
+    # Client ID Metadata Documents (dcr_middleware.core.cimd, docs/cimd.md); off by default:
+    # resolving a URL client id makes outbound requests.
+    cimd: bool = False
+    cimd_private_networks: tuple[str, ...] = ()
+    cimd_allowed_hosts: tuple[str, ...] = ()
+    cimd_denied_hosts: tuple[str, ...] = ()
+    cimd_max_bytes: int = 5120
+    cimd_connect_timeout: float = 2.0
+    cimd_timeout: float = 5.0
+    cimd_cache_min: int = field(default=300, metadata=_DURATION)
+    cimd_cache_max: int = field(default=86_400, metadata=_DURATION)
+    cimd_negative_ttl: int = field(default=60, metadata=_DURATION)
+    cimd_stale: int = field(default=3600, metadata=_DURATION)
+    cimd_fetch_rate_limit: str = "10/minute"
+    cimd_fetch_total_rate_limit: str = "100/minute"
     # Observability (dcr_middleware.core.events, docs/observability.md).
     event_hook: str | None = None
     metrics: bool = False

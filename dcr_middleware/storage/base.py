@@ -43,6 +43,11 @@ def token_key(prefix: str, digest: str) -> str:
     return f"{prefix}:token:{{{digest}}}"
 
 
+def document_key(prefix: str, key: str) -> str:
+    """The key of one cached Client ID Metadata Document (``key``: a digest of its URL)."""
+    return f"{prefix}:cimd:{{{key}}}"
+
+
 def counter_key(prefix: str) -> str:
     """The key counting stored clients, for ``DCR_MAX_CLIENTS``."""
     return f"{prefix}:{{client-count}}"

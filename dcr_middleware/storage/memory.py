@@ -44,6 +44,7 @@ class MemoryBackend:
         self._buckets: dict[str, dict[str, int]] = {}
         self._reserved = 0
         self._tokens: dict[str, tuple[dict[str, str], int]] = {}
+        self._documents: dict[str, tuple[str, int]] = {}  # key -> (entry, expiry in epoch ms)
         self._lock = threading.Lock()
 
     @classmethod
@@ -265,6 +266,35 @@ class MemoryBackend:
             del self._tokens[digest]
             return None
         return entry
+
+    def document_get(self, key: str) -> str | None:
+        """A cached document entry, or ``None`` (also once expired)."""
+        with self._lock:
+            entry = self._documents.get(key)
+            if entry is not None and entry[1] <= _now_ms():
+                del self._documents[key]
+                return None
+            return None if entry is None else entry[0]
+
+    def document_put(self, key: str, entry: str, ttl_ms: int) -> None:
+        """Cache a document entry for ``ttl_ms``."""
+        with self._lock:
+            if len(self._documents) >= _PRUNE_AT:
+                now = _now_ms()
+                for stale in [k for k, (_, until) in self._documents.items() if until <= now]:
+                    del self._documents[stale]
+            self._documents[key] = (entry, _now_ms() + ttl_ms)
+
+    def document_delete(self, key: str) -> bool:
+        """Evict a cached document entry."""
+        with self._lock:
+            return self._documents.pop(key, None) is not None
+
+    def document_list(self) -> list[tuple[str, str]]:
+        """Every live cached document entry."""
+        with self._lock:
+            now = _now_ms()
+            return [(k, entry) for k, (entry, until) in self._documents.items() if until > now]
 
     def client_records(
         self, progress: Callable[[int], object] | None = None

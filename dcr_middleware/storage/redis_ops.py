@@ -40,7 +40,15 @@ from ..core.ratelimit import (
     wide_part,
 )
 from ..core.settings import Settings
-from .base import client_key, counter_key, now_ms, rate_key, token_key, used_key
+from .base import (
+    client_key,
+    counter_key,
+    document_key,
+    now_ms,
+    rate_key,
+    token_key,
+    used_key,
+)
 from .connect import REDIS_ERRORS
 
 logger = logging.getLogger("dcr_middleware")
@@ -405,6 +413,28 @@ class RedisOperations:
                     found.append((str(record), _used(used)))
             if progress is not None:
                 progress(start + len(batch))
+        return found
+
+    def document_get(self, key: str) -> Flow[str | None]:
+        """A cached document entry, or ``None`` (one GET)."""
+        value = yield from ask(Call("get", (document_key(self.prefix, key),)))
+        return None if value is None else str(value)
+
+    def document_put(self, key: str, entry: str, ttl_ms: int) -> Flow[None]:
+        """Cache a document entry for ``ttl_ms`` (one SET PX)."""
+        yield from ask(Call("set", (document_key(self.prefix, key), entry), {"px": ttl_ms}))
+
+    def document_delete(self, key: str) -> Flow[bool]:
+        """Evict a cached document entry (one DEL)."""
+        return bool((yield from ask(Call("delete", (document_key(self.prefix, key),)))))
+
+    def document_list(self) -> Flow[list[tuple[str, str]]]:
+        """Every cached document entry (SCAN, then one GET each; for the CLI)."""
+        found: list[tuple[str, str]] = []
+        for key in (yield from ask(Scan(document_key(_glob_escape(self.prefix), "*")))):
+            value = yield from ask(Call("get", (key,)))
+            if value is not None:  # expired or evicted since the SCAN saw it
+                found.append((_tagged(key), str(value)))
         return found
 
     def client_count(self) -> Flow[int]:

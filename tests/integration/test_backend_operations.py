@@ -26,6 +26,10 @@ from dcr_middleware.core.ops import (
     ClientCount,
     ClientRecords,
     Create,
+    DocumentDelete,
+    DocumentGet,
+    DocumentList,
+    DocumentPut,
     Get,
     Hit,
     Lifetime,
@@ -241,6 +245,36 @@ async def case_client_count(run: Run) -> None:
     assert await run(ClientCount()) == 2
 
 
+async def case_document_get(run: Run) -> None:
+    assert await run(DocumentGet("k1")) is None
+    await run(DocumentPut("k1", '{"v":1}', 60_000))
+    assert await run(DocumentGet("k1")) == '{"v":1}'
+
+
+async def case_document_put(run: Run) -> None:
+    assert await run(DocumentPut("k1", '{"v":1}', 60_000)) is None
+    await run(DocumentPut("k1", '{"v":2}', 60_000))  # replaces
+    assert await run(DocumentGet("k1")) == '{"v":2}'
+    await run(DocumentPut("k2", '{"v":3}', 50))  # expires with its time to live
+    time.sleep(0.2)
+    assert await run(DocumentGet("k2")) is None
+
+
+async def case_document_delete(run: Run) -> None:
+    await run(DocumentPut("k1", "{}", 60_000))
+    assert await run(DocumentDelete("k1")) is True
+    assert await run(DocumentDelete("k1")) is False
+    assert await run(DocumentGet("k1")) is None
+
+
+async def case_document_list(run: Run) -> None:
+    assert await run(DocumentList()) == []
+    await run(DocumentPut("k1", "one", 60_000))
+    await run(DocumentPut("k2", "two", 60_000))
+    await run(Create("c1", RECORD))  # not a document
+    assert sorted(await run(DocumentList())) == [("k1", "one"), ("k2", "two")]
+
+
 CASES: dict[type[Op[Any]], Callable[[Run], Awaitable[None]]] = {
     Create: case_create,
     Get: case_get,
@@ -259,6 +293,10 @@ CASES: dict[type[Op[Any]], Callable[[Run], Awaitable[None]]] = {
     TokenDelete: case_token_delete,
     ClientRecords: case_client_records,
     ClientCount: case_client_count,
+    DocumentGet: case_document_get,
+    DocumentPut: case_document_put,
+    DocumentDelete: case_document_delete,
+    DocumentList: case_document_list,
 }
 
 

@@ -25,13 +25,15 @@ import trustme
 @dataclass(frozen=True)
 class Route:
     """How a path answers: ``status``, ``headers`` and ``body``; ``hang`` accepts the request
-    and never answers (until the server closes); ``raw`` is sent as it is, instead of HTTP."""
+    and never answers (until the server closes); ``raw`` is sent as it is, instead of HTTP;
+    ``delay`` waits that long before answering."""
 
     status: int = 200
     headers: tuple[tuple[str, str], ...] = (("Content-Type", "application/json"),)
     body: bytes = b"{}"
     hang: bool = False
     raw: bytes = b""
+    delay: float = 0.0  # seconds to wait before answering (bounded by the server's closing)
 
 
 @dataclass
@@ -69,6 +71,8 @@ class _Handler(BaseHTTPRequestHandler):
         if route.hang:
             owner.stopping.wait(60)
             return
+        if route.delay:
+            owner.stopping.wait(route.delay)
         if route.raw:
             self.wfile.write(route.raw)
             self.close_connection = True
