@@ -162,12 +162,12 @@ class DCRMiddleware:
         else:
             await self.app(scope, receive, send)
             return
-        backend, limit = self.store.backend, self.max_body_bytes
+        store_execute, limit = self.store.execute, self.max_body_bytes
 
         async def execute(op: Any) -> Any:
             if op is READ_BODY:
                 return await _read_body(receive, limit)
-            return await backend.run(op)
+            return await store_execute(op)
 
         try:
             response = await arun(flow, execute)

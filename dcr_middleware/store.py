@@ -8,6 +8,7 @@ storage backend; the decisions are in :class:`~dcr_middleware.core.client.Regist
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any, Generic, TypeVar, cast
 
 from ._single_flight import AsyncSingleFlight, SingleFlight
@@ -86,6 +87,11 @@ class _Store(Generic[B]):
         blocking = isinstance(self, ClientStore)
         self.fetcher: Any = _fetcher(blocking) if settings.cimd else None
         self._shared: Any = SingleFlight() if blocking else AsyncSingleFlight()
+        # What executes a flow's operations: the backend, or with DCR_CIMD also the document
+        # resolutions and fetches (the middlewares run their flows with it too).
+        self.execute: Callable[[Any], Any] = (
+            self.backend.run if self.fetcher is None else self._execute
+        )
 
     def _execute(self, op: Any) -> Any:
         # With DCR_CIMD a lookup also asks for a document (once per URL at a time, see
@@ -120,7 +126,7 @@ class ClientStore(_Store[SyncBackend]):
         return sync_backend(settings)
 
     def _run(self, flow: Flow[T]) -> T:
-        return run(flow, self.backend.run if self.fetcher is None else self._execute)
+        return run(flow, self.execute)
 
     def get(self, client_id: str) -> RegisteredClient | None:
         """The registered client, or ``None`` when no such client exists.
@@ -209,7 +215,7 @@ class AsyncClientStore(_Store[AsyncBackend]):
         return async_backend(settings)
 
     async def _run(self, flow: Flow[T]) -> T:
-        return await arun(flow, self.backend.run if self.fetcher is None else self._execute)
+        return await arun(flow, self.execute)
 
     async def get(self, client_id: str) -> RegisteredClient | None:
         """See :meth:`ClientStore.get`."""

@@ -128,10 +128,10 @@ class DCRWSGIMiddleware:
             flow = self.registration.register(head)
         else:
             return self.app(environ, start_response)
-        backend, limit = self.store.backend, self.max_body_bytes
+        store_execute, limit = self.store.execute, self.max_body_bytes
 
         def execute(op: Any) -> Any:
-            return _read_body(environ, limit) if op is READ_BODY else backend.run(op)
+            return _read_body(environ, limit) if op is READ_BODY else store_execute(op)
 
         return _respond(run(flow, execute), environ, start_response)
 
