@@ -194,7 +194,7 @@ def resolve(
     }
     ttl_ms = int((fetched.max_age + policy.stale) * 1000)
     yield from ask(DocumentPut(key, json.dumps(entry, separators=(",", ":")), max(ttl_ms, 1)))
-    observer.emit(DocumentResolved.of(url, "refresh" if cached is not None else "miss"))
+    observer.emit(DocumentResolved.of(url, "refresh" if stale is not None else "miss"))
     return _client(url, entry)
 
 
