@@ -38,7 +38,7 @@ if ! $quick; then
   apt_install "${missing[@]}"
 fi
 
-extras=(hiredis server metrics docs)
+extras=(hiredis server metrics docs otel cimd mcp)
 case "$resolution" in
   locked)
     ensure_venv --all-extras
