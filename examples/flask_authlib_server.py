@@ -218,4 +218,6 @@ def metadata() -> Response:
     }
     if settings.allowed_scopes is not None:
         fields["scopes_supported"] = list(settings.allowed_scopes)
+    if settings.cimd:  # DCR_CIMD: query_client also resolves https:// client ids (docs/cimd.md)
+        fields["client_id_metadata_document_supported"] = True
     return jsonify(fields)

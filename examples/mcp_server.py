@@ -10,6 +10,12 @@ Run it from the repository root (``pip install '.[server,mcp]'`` for uvicorn and
 base of the MCP endpoint ``/mcp`` (default ``http://127.0.0.1:8000``). Then point any MCP client
 at ``http://127.0.0.1:8000/mcp``.
 
+With ``export DCR_CIMD=true`` (``pip install '.[cimd]'``), a client may also skip registration
+and use the ``https://`` URL of its Client ID Metadata Document as its ``client_id`` (the MCP
+SDK's client does, given a ``client_metadata_url``): the metadata says
+``client_id_metadata_document_supported``, and the store fetches, checks and caches the document
+(docs/cimd.md).
+
 How the pieces fit (one process, one ASGI app; docs/mcp.md has the details):
 
 * **MCP endpoint** ``/mcp``, built by the SDK's ``MCPServer``: ``401`` without a valid bearer

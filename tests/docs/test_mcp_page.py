@@ -25,3 +25,9 @@ def test_mcp_page_builds_the_server_in_an_executed_snippet() -> None:
 
 def test_api_page_documents_the_mcp_integration() -> None:
     assert "dcr_middleware.integrations.mcp" in DOCUMENTED
+
+
+def test_mcp_page_runs_the_sdk_client_with_a_client_metadata_url() -> None:
+    executed = [block.text for block, _ in EXECUTED if block.page == PAGE]
+    assert any("client_metadata_url=" in text for text in executed)
+    assert any("client_id_metadata_document_supported is True" in text for text in executed)

@@ -6,7 +6,9 @@ A client registers over HTTP, then uses what it got: client credentials with eac
 authorization code + PKCE ``S256`` as a public client (loopback redirect on any port, RFC 8252
 §7.3) and as a confidential one. The refusals come from ``dcr_middleware.integrations.authlib``
 reading the store: a deleted client, an expired secret, a grant type, an auth method, a redirect
-URI or a scope the client did not register.
+URI or a scope the client did not register. With ``DCR_CIMD=true``, a client identified by its
+Client ID Metadata Document (served over HTTPS from this process) runs the code flow as a public
+client.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 import ast
 import base64
 import hashlib
+import json
 import os
 import secrets
 import shlex
@@ -28,6 +31,7 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 from support import GUNICORN_VERSION, HOST, PUBLIC, Server, free_port, launch, register
+from support.https_server import DocumentServer, Route, loopback_socket_works
 
 from dcr_middleware import ClientStore, Settings
 
@@ -440,3 +444,87 @@ def test_unknown_client_is_refused(http: httpx.Client) -> None:
     )
     assert "location" not in answer.headers
     refused(answer, 400, "invalid_client")
+
+
+# --- (f) a client identified by its Client ID Metadata Document (DCR_CIMD) ---
+
+DOCUMENT_HOST = "127.0.0.2"
+
+
+@pytest.fixture(scope="module")
+def documents(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DocumentServer]:
+    """An HTTPS document server in this process, its certificate for ``127.0.0.2``."""
+    if not loopback_socket_works(DOCUMENT_HOST):
+        pytest.skip(f"{DOCUMENT_HOST} cannot be bound on this machine")
+    server = DocumentServer(tmp_path_factory.mktemp("cimd-ca"), DOCUMENT_HOST, (DOCUMENT_HOST,))
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+def test_document_client_authorization_code_with_pkce(
+    tmp_path: Path, redis_url: str, prefix: str, documents: DocumentServer
+) -> None:
+    client_id = documents.url(DOCUMENT_HOST, "/authlib-client.json")
+    mismatch = documents.url(DOCUMENT_HOST, "/mismatch.json")
+    body = {
+        "client_id": client_id,
+        "client_name": "A document client",
+        "redirect_uris": PUBLIC["redirect_uris"],
+        "grant_types": ["authorization_code"],
+    }  # no token_endpoint_auth_method: none, a public client
+    documents.routes["/authlib-client.json"] = Route(body=json.dumps(body).encode())
+    documents.routes["/mismatch.json"] = Route(body=json.dumps(body).encode())
+    env = {
+        "DCR_KEY_PREFIX": prefix,
+        "DCR_CIMD": "true",
+        "DCR_CIMD_PRIVATE_NETWORKS": "127.0.0.0/8",
+        "SSL_CERT_FILE": str(documents.ca_file),
+    }
+    server = start_example(tmp_path, redis_url, env)
+    try:
+        with httpx.Client(base_url=server.url, timeout=10) as http:
+            metadata = http.get(METADATA_PATH).json()
+            assert metadata["client_id_metadata_document_supported"] is True
+
+            # Authorization code + PKCE S256, a loopback redirect on any port (RFC 8252 §7.3).
+            verifier, challenge = pkce()
+            pkce_params = {"code_challenge": challenge, "code_challenge_method": "S256"}
+            redirect_uri = f"http://127.0.0.1:{free_port()}/cb"
+            answer = authorize(http, client_id, redirect_uri=redirect_uri, **pkce_params)
+            code = code_from(answer, redirect_uri)
+            answer = exchange(http, code, redirect_uri, client_id=client_id, code_verifier=verifier)
+            assert answer.status_code == 200, answer.text
+            assert token_works(http, answer.json(), client_id)["user"] == "demo-user"
+
+            # A public client: a secret sent in its name is refused.
+            code = code_from(
+                authorize(http, client_id, redirect_uri=redirect_uri, **pkce_params), redirect_uri
+            )
+            data = {
+                "grant_type": "authorization_code",
+                "code": code,
+                "redirect_uri": redirect_uri,
+                "code_verifier": verifier,
+            }
+            answer = http.post("/token", data=data, headers=basic(client_id, "s" * 43))
+            refused(answer, 401, "invalid_client")
+            # Client credentials: not for a public client (nor listed in its document).
+            form = {"grant_type": "client_credentials", "client_id": client_id}
+            refused(http.post("/token", data=form), 401, "invalid_client")
+
+            # A document whose client_id is not its URL: no such client, at both endpoints.
+            answer = authorize(http, mismatch, redirect_uri=redirect_uri, **pkce_params)
+            assert "location" not in answer.headers
+            refused(answer, 400, "invalid_client")
+            answer = exchange(http, "x", redirect_uri, client_id=mismatch, code_verifier=verifier)
+            refused(answer, 400, "invalid_client")  # Authlib: an unknown id in the form is 400
+
+        # Each document fetched once: every later lookup (the token endpoint, /api/me, the
+        # refusals) read the cache in Redis.
+        assert documents.paths() == ["/authlib-client.json", "/mismatch.json"]
+        assert " 500 " not in server.output()
+        assert "Traceback" not in server.output()
+    finally:
+        server.stop()

@@ -18,88 +18,43 @@ read back with ``ClientStore``, and a client deleted from the store is refused f
 from __future__ import annotations
 
 import ast
-import asyncio
 import base64
 import json
-import os
-import sys
 import uuid
-from collections.abc import Callable, Coroutine, Iterator
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, TypeVar
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
-import httpx2
 import pytest
 from authlib.common.security import generate_token
 from authlib.integrations.httpx_client import OAuth2Client, OAuthError
-from mcp import Client
-from mcp.client.auth import AuthorizationCodeResult, OAuthClientProvider
-from mcp.client.streamable_http import streamable_http_client
-from mcp.shared.auth import OAuthClientInformationFull, OAuthClientMetadata, OAuthToken
+from mcp.shared.auth import OAuthClientInformationFull, OAuthClientMetadata
 from pydantic import AnyUrl
-from support import HOST, Server, free_port, launch
+from support import free_port
+from support.mcp_clients import (
+    COMMAND,
+    EXAMPLE,
+    HTTP_TIMEOUT,
+    REDIRECT_URI,
+    Example,
+    SDKRun,
+    call_whoami,
+    start_example,
+)
+from support.mcp_clients import sdk_flow as run_sdk
 
-from dcr_middleware import ClientStore, RegisteredClient, Settings
+from dcr_middleware import RegisteredClient
 
 pytestmark = [pytest.mark.redis, pytest.mark.server]
 
-ROOT = Path(__file__).resolve().parents[2]
-EXAMPLE = ROOT / "examples" / "mcp_server.py"
-COMMAND = "uvicorn --no-proxy-headers --app-dir examples mcp_server:app --port 8000"
-FLOW_TIMEOUT = 60.0  # seconds for one whole client flow
-HTTP_TIMEOUT = 10.0  # seconds for one request
 METHODS = ["client_secret_post", "client_secret_basic", "none"]
-REDIRECT_URI = "http://127.0.0.1:9/callback"  # never contacted: the handler reads the redirect
 PRM_PATH = "/.well-known/oauth-protected-resource/mcp"
 ASM_PATH = "/.well-known/oauth-authorization-server"
 
-T = TypeVar("T")
-
-
-def run(flow: Callable[[], Coroutine[Any, Any, T]]) -> T:
-    """Run one async client flow, bounded by :data:`FLOW_TIMEOUT`."""
-
-    async def bounded() -> T:
-        return await asyncio.wait_for(flow(), FLOW_TIMEOUT)
-
-    return asyncio.run(bounded())
-
 
 # --- the example under uvicorn ---
-
-
-@dataclass
-class Example:
-    """The running example and a store on the same Redis and key prefix."""
-
-    server: Server
-    store: ClientStore
-
-    @property
-    def url(self) -> str:
-        return self.server.url
-
-    @property
-    def mcp_url(self) -> str:
-        return self.server.url + "/mcp"
-
-
-def example_env(redis_url: str, key_prefix: str, port: int) -> dict[str, str]:
-    """The subprocess environment: no inherited ``DCR_*``, the example's settings."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DCR_")}
-    env.pop("PYTHONPATH", None)
-    env.update(
-        PYTHONUNBUFFERED="1",
-        DCR_REDIS_URL=redis_url,
-        DCR_KEY_PREFIX=key_prefix,
-        DCR_ISSUER=f"http://{HOST}:{port}",
-        # Every test of the module registers from 127.0.0.1; rate limiting has its own tests.
-        DCR_RATE_LIMIT="off",
-    )
-    return env
 
 
 @pytest.fixture(scope="module")
@@ -110,18 +65,11 @@ def example(tmp_path_factory: pytest.TempPathFactory, redis_url: str) -> Iterato
     its own clients, under a key prefix no other module uses.
     """
     key_prefix = f"t{uuid.uuid4().hex[:16]}"
-    tmp_path = tmp_path_factory.mktemp("mcp-example")
-    port = free_port()
-    argv = [sys.executable, "-m", *COMMAND.split()[:-2], "--host", HOST, "--port", str(port)]
-    environ = example_env(redis_url, key_prefix, port)
-    # Waits until GET / answers 200.
-    server = launch("mcp-example", argv, port=port, directory=tmp_path, env=environ, cwd=ROOT)
-    store = ClientStore(Settings(redis_url=redis_url, key_prefix=key_prefix))
+    started = start_example(tmp_path_factory.mktemp("mcp-example"), redis_url, key_prefix)
     try:
-        yield Example(server, store)
+        yield started
     finally:
-        server.stop()
-        store.close()
+        started.stop()
 
 
 def test_mcp_example_docstring_gives_the_uvicorn_command() -> None:
@@ -136,91 +84,14 @@ def test_mcp_example_docstring_gives_the_uvicorn_command() -> None:
 # --- the MCP SDK's client ---
 
 
-@dataclass
-class MemoryTokenStorage:
-    """The SDK's ``TokenStorage`` protocol, in memory."""
-
-    tokens: OAuthToken | None = None
-    client_info: OAuthClientInformationFull | None = None
-
-    async def get_tokens(self) -> OAuthToken | None:
-        return self.tokens
-
-    async def set_tokens(self, tokens: OAuthToken) -> None:
-        self.tokens = tokens
-
-    async def get_client_info(self) -> OAuthClientInformationFull | None:
-        return self.client_info
-
-    async def set_client_info(self, client_info: OAuthClientInformationFull) -> None:
-        self.client_info = client_info
-
-
-@dataclass
-class Browser:
-    """Stands in for the user's browser: follows the authorization URL with httpx (the example
-    approves at once) and hands the redirect's parameters to the SDK."""
-
-    redirects: list[str] = field(default_factory=list)
-
-    async def redirect_handler(self, authorization_url: str) -> None:
-        async with httpx.AsyncClient(timeout=HTTP_TIMEOUT) as http:
-            answer = await http.get(authorization_url)
-        assert answer.status_code == 302, answer.text
-        self.redirects.append(answer.headers["location"])
-
-    async def callback_handler(self) -> AuthorizationCodeResult:
-        query = parse_qs(urlsplit(self.redirects[-1]).query)
-        return AuthorizationCodeResult(
-            code=query["code"][0], state=query["state"][0], iss=query.get("iss", [None])[0]
-        )
-
-
-@dataclass
-class SDKRun:
-    """What one run of the SDK's client saw."""
-
-    storage: MemoryTokenStorage
-    browser: Browser
-    requests: list[tuple[str, str, int]]  # method, path, status of each request the SDK sent
-    tools: list[str]
-    answer: str
-
-
 def sdk_flow(example: Example, method: str) -> SDKRun:
     """Connect the SDK's client with OAuth to the example's MCP endpoint and call ``whoami``."""
-    storage, browser = MemoryTokenStorage(), Browser()
-    seen: list[tuple[str, str, int]] = []
-
-    async def record(response: httpx2.Response) -> None:
-        seen.append((response.request.method, response.request.url.path, response.status_code))
-
-    async def flow() -> SDKRun:
-        auth = OAuthClientProvider(
-            server_url=example.mcp_url,
-            client_metadata=OAuthClientMetadata(
-                client_name="MCP SDK interop test",
-                redirect_uris=[AnyUrl(REDIRECT_URI)],
-                token_endpoint_auth_method=method,  # type: ignore[arg-type]
-            ),
-            storage=storage,
-            redirect_handler=browser.redirect_handler,
-            callback_handler=browser.callback_handler,
-        )
-        async with (
-            httpx2.AsyncClient(
-                auth=auth, timeout=HTTP_TIMEOUT, event_hooks={"response": [record]}
-            ) as http,
-            Client(streamable_http_client(example.mcp_url, http_client=http)) as client,
-        ):
-            tools = await client.list_tools()
-            result = await client.call_tool("whoami", {})
-        assert not result.is_error, result
-        text = result.content[0]
-        assert text.type == "text"
-        return SDKRun(storage, browser, seen, [t.name for t in tools.tools], text.text)
-
-    return run(flow)
+    metadata = OAuthClientMetadata(
+        client_name="MCP SDK interop test",
+        redirect_uris=[AnyUrl(REDIRECT_URI)],
+        token_endpoint_auth_method=method,  # type: ignore[arg-type]
+    )
+    return run_sdk(example.mcp_url, metadata)
 
 
 @pytest.mark.parametrize("method", METHODS)
@@ -261,6 +132,29 @@ def test_mcp_sdk_client_discovers_registers_through_middleware_and_calls_tool(
     assert sdk.storage.tokens is not None and sdk.storage.tokens.scope == "tools"
     assert sdk.tools == ["whoami"]
     assert sdk.answer == f"client {info.client_id} acting for demo-user"
+
+
+def test_mcp_sdk_client_with_client_metadata_url_registers_when_documents_are_off(
+    example: Example,
+) -> None:
+    # DCR_CIMD is off: the metadata does not say client_id_metadata_document_supported, so the
+    # SDK's client registers instead of using its URL (never fetched: nothing serves it).
+    url = "https://client.example/mcp-client.json"
+    metadata = OAuthClientMetadata(
+        client_name="MCP SDK interop test",
+        redirect_uris=[AnyUrl(REDIRECT_URI)],
+        token_endpoint_auth_method="none",
+    )
+    sdk = run_sdk(example.mcp_url, metadata, client_metadata_url=url)
+
+    with httpx.Client(base_url=example.url, timeout=HTTP_TIMEOUT) as http:
+        served = http.get(ASM_PATH).json()
+    assert "client_id_metadata_document_supported" not in served
+    assert [status for verb, path, status in sdk.requests if path == "/register"] == [201]
+    info = sdk.storage.client_info
+    assert info is not None and info.client_id != url
+    assert sdk.answer == f"client {info.client_id} acting for demo-user"
+    assert example.store.get(url) is None
 
 
 def _token_auth(
@@ -372,23 +266,6 @@ def register(http: httpx.Client, endpoint: str, method: str) -> dict[str, Any]:
     assert answer.status_code == 201, answer.text
     body: dict[str, Any] = answer.json()
     return body
-
-
-def call_whoami(mcp_url: str, access_token: str) -> str:
-    """Call the ``whoami`` tool with a bearer token obtained elsewhere."""
-
-    async def flow() -> str:
-        headers = {"Authorization": f"Bearer {access_token}"}
-        async with (
-            httpx2.AsyncClient(headers=headers, timeout=HTTP_TIMEOUT) as http,
-            Client(streamable_http_client(mcp_url, http_client=http)) as client,
-        ):
-            result = await client.call_tool("whoami", {})
-        text = result.content[0]
-        assert text.type == "text"
-        return text.text
-
-    return run(flow)
 
 
 @pytest.mark.parametrize("method", METHODS)

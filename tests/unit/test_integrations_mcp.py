@@ -16,6 +16,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 import httpx
 import pytest
+from mcp.client.auth.utils import should_use_client_metadata_url
 from mcp.server.auth.middleware.client_auth import AuthenticationError
 from mcp.server.auth.provider import (
     AccessToken,
@@ -430,6 +431,16 @@ def test_oauth_metadata_fields_replace_or_remove() -> None:
     assert metadata.scopes_supported == ["tools"]
     assert metadata.authorization_response_iss_parameter_supported is None
     assert str(metadata.service_documentation) == "https://docs.example/"
+
+
+@pytest.mark.parametrize("cimd", [True, False])
+def test_oauth_metadata_says_client_id_metadata_documents_when_cimd_is_on(cimd: bool) -> None:
+    metadata = oauth_metadata(Settings(cimd=cimd), issuer=ISSUER)
+    document = metadata.model_dump(mode="json", exclude_none=True)
+    assert document.get("client_id_metadata_document_supported") is (True if cimd else None)
+    # What the SDK's client reads to use its client_metadata_url instead of registering.
+    url = "https://app.example/mcp-client.json"
+    assert should_use_client_metadata_url(metadata, url) is cimd
 
 
 def test_oauth_metadata_needs_an_issuer() -> None:

@@ -45,8 +45,11 @@ def oauth_metadata(
     ``S256``; ``authorization_endpoint`` / ``token_endpoint`` at ``/authorize`` / ``/token`` of
     the issuer unless ``DCR_AUTHORIZATION_ENDPOINT`` / ``DCR_TOKEN_ENDPOINT`` say otherwise;
     ``authorization_response_iss_parameter_supported`` (RFC 9207:
-    :meth:`ClientStoreProvider.code_redirect` sends ``iss``). ``issuer`` defaults to
-    ``DCR_ISSUER``; pass it as a string, since issuers compare as exact strings (RFC 8414 §3.3).
+    :meth:`ClientStoreProvider.code_redirect` sends ``iss``). With ``DCR_CIMD`` on it also says
+    ``client_id_metadata_document_supported``, so that the SDK's client uses its
+    ``client_metadata_url`` as its client id (the store resolves it) instead of registering.
+    ``issuer`` defaults to ``DCR_ISSUER``; pass it as a string, since issuers compare as exact
+    strings (RFC 8414 §3.3).
     ``fields`` are merged last (``scopes_supported=["tools"]``; ``None`` leaves one out).
     """
     issuer = settings.issuer if issuer is None else issuer
