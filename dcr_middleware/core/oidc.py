@@ -99,19 +99,18 @@ class OIDCMetadata(AuthlibOIDCClaims):  # type: ignore[misc]
             self._check_encryption(alg_field, enc_field)
 
     def validate_sector_identifier_uri(self) -> None:
-        """An https URL, and only with ``DCR_SECTOR_IDENTIFIER_URIS``: checking it means
-        fetching a URL the client chose, which the flows do after this validation (OIDC
-        Registration §5; :mod:`dcr_middleware.core.sector`)."""
-        if "sector_identifier_uri" not in self:
+        """An https URL, only with ``DCR_SECTOR_IDENTIFIER_URIS``: the flows then fetch and
+        check it (OIDC Registration §5; :mod:`dcr_middleware.core.sector`)."""
+        if _SECTOR not in self:
             return
         if not self.settings.sector_identifier_uris:
             raise sector_not_supported()
-        uri = string(self["sector_identifier_uri"], "sector_identifier_uri")
+        uri = string(self[_SECTOR], _SECTOR)
         # OIDC Registration §5: "The value of the sector_identifier_uri MUST be a URL using the
         # https scheme that references a JSON file containing an array of redirect_uri values."
         problem = _uris.web_url_problem(uri, https_only=True)
         if problem:
-            raise fail("sector_identifier_uri", problem)
+            raise fail(_SECTOR, problem)
 
     def validate_redirect_uris(self) -> None:
         """Required of every client with a response type (Authlib gap: never required).
@@ -156,11 +155,8 @@ class OIDCMetadata(AuthlibOIDCClaims):  # type: ignore[misc]
         if self["subject_type"] == "pairwise" and len(hosts) > 1 and not self.get(_SECTOR):
             # OIDC Core §8.1: "If there are multiple hostnames in the registered redirect_uris,
             # the Client MUST register a sector_identifier_uri" (accepted only when fetched).
-            if self.settings.sector_identifier_uris:
-                raise fail(
-                    "subject_type", f"pairwise needs redirect_uris on one host or a {_SECTOR}"
-                )
-            raise fail("subject_type", "pairwise needs redirect_uris on one host")
+            other = f" or a {_SECTOR}" if self.settings.sector_identifier_uris else ""
+            raise fail("subject_type", f"pairwise needs redirect_uris on one host{other}")
 
     def validate_default_max_age(self) -> None:
         """A number of seconds: a non-negative integer."""
