@@ -85,7 +85,9 @@ class _Store(Generic[B]):
         self.lifetime = Lifetime.of(settings.client_idle_ttl)
         self.documents = Documents.from_settings(settings, observer) if settings.cimd else None
         blocking = isinstance(self, ClientStore)
-        self.fetcher: Any = _fetcher(blocking) if settings.cimd else None
+        self.fetcher: Any = (
+            _fetcher(blocking) if settings.cimd or settings.sector_identifier_uris else None
+        )
         self._shared: Any = SingleFlight() if blocking else AsyncSingleFlight()
         # What executes a flow's operations: the backend, or with DCR_CIMD also the document
         # resolutions and fetches (the middlewares run their flows with it too).

@@ -10,20 +10,23 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from ipaddress import ip_network
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from ._addresses import IPNetwork, allowed, classify, parse_address
 from ._uris import split_absolute
 from .errors import InvalidClientMetadataError
-from .registration import parse_json_object
+from .registration import parse_json, parse_json_object
+
+Expect = Literal["object", "array"]
 
 
 class FetchRefused(Exception):
     """A fetch that was refused or failed. ``reason`` is a short token for events and metrics
     (``scheme``, ``url``, ``host_denied``, ``dns``, ``private_address``, ``timeout``, ``tls``,
     ``connect``, ``protocol``, ``redirect``, ``status``, ``content_type``, ``content_encoding``,
-    ``too_large``, ``not_json``); ``detail`` says more, for the operator."""
+    ``too_large``, ``not_json``); ``detail`` says more, for the operator. The callers add their
+    own (``busy`` for a spent fetch budget, the validation's)."""
 
     def __init__(self, reason: str, detail: str = "") -> None:
         super().__init__(f"{reason}: {detail}" if detail else reason)
@@ -42,8 +45,9 @@ class FetchPolicy:
     ``allowed_networks`` (CIDRs) lets the fetcher reach addresses it otherwise refuses, for
     local testing only; ``allowed_hosts`` (when not empty) and ``denied_hosts`` hold host names,
     or ``*.example.com`` for any name under one. Timeouts are in seconds; cache lifetimes are
-    clamped into ``[cache_min, cache_max]`` seconds. ``networks`` is ``allowed_networks``
-    parsed."""
+    clamped into ``[cache_min, cache_max]`` seconds. ``expect`` is the JSON accepted: one
+    ``object`` (a metadata document), or one ``array`` of strings (an OpenID Connect
+    ``sector_identifier_uri``). ``networks`` is ``allowed_networks`` parsed."""
 
     max_bytes: int = 5120  # the draft's recommended maximum, 5 kilobytes
     connect_timeout: float = 2.0
@@ -53,6 +57,7 @@ class FetchPolicy:
     denied_hosts: tuple[str, ...] = ()
     cache_min: int = 30
     cache_max: int = 86_400
+    expect: Expect = "object"
     networks: tuple[IPNetwork, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -60,6 +65,8 @@ class FetchPolicy:
             raise ValueError("need max_bytes > 0 and 0 < connect_timeout <= total_timeout")
         if not 0 <= self.cache_min <= self.cache_max:
             raise ValueError("need 0 <= cache_min <= cache_max")
+        if self.expect not in ("object", "array"):
+            raise ValueError("expect is 'object' or 'array'")
         object.__setattr__(self, "networks", tuple(map(ip_network, self.allowed_networks)))
         for name in ("allowed_hosts", "denied_hosts"):
             object.__setattr__(self, name, tuple(map(_host_pattern, getattr(self, name))))
@@ -161,6 +168,27 @@ def check_reply(reply: Reply, max_bytes: int) -> dict[str, Any]:
     """The JSON object of an answer, or :class:`FetchRefused`: 200 only (a redirect is never
     followed), ``application/json`` or ``application/*+json``, not encoded, at most
     ``max_bytes`` (declared or read), one UTF-8 JSON object."""
+    _check_answer(reply, max_bytes)
+    try:
+        return parse_json_object(reply.body)
+    except InvalidClientMetadataError:
+        raise FetchRefused("not_json", "not one UTF-8 JSON object (RFC 8259)") from None
+
+
+def check_array_reply(reply: Reply, max_bytes: int) -> list[str]:
+    """The JSON array of strings of an answer, or :class:`FetchRefused`: the rules of
+    :func:`check_reply`, with one UTF-8 JSON array of strings in place of the object."""
+    _check_answer(reply, max_bytes)
+    try:
+        value = parse_json(reply.body)
+    except InvalidClientMetadataError:
+        value = None
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise FetchRefused("not_json", "not one UTF-8 JSON array of strings (RFC 8259)")
+    return value
+
+
+def _check_answer(reply: Reply, max_bytes: int) -> None:
     status, headers = reply.status, reply.headers
     # The draft, Client Information Discovery: "The authorization server MUST NOT automatically
     # follow HTTP redirects when fetching the Client ID Metadata Document".
@@ -175,10 +203,6 @@ def check_reply(reply: Reply, max_bytes: int) -> dict[str, Any]:
     declared = headers.get("content-length", "").strip()
     if (declared.isdigit() and int(declared) > max_bytes) or len(reply.body) > max_bytes:
         raise FetchRefused("too_large", f"the document is larger than {max_bytes} bytes")
-    try:
-        return parse_json_object(reply.body)
-    except InvalidClientMetadataError:
-        raise FetchRefused("not_json", "not one UTF-8 JSON object (RFC 8259)") from None
 
 
 def _delta_seconds(value: str) -> int | None:

@@ -116,6 +116,8 @@ def document_metadata(url: str, document: dict[str, Any], settings: Settings) ->
         raise FetchRefused("client_id", "the document's client_id is not its URL")
     if any(member in document for member in _SECRET_MEMBERS):
         raise FetchRefused("secret", "a metadata document must not carry a client secret")
+    if "sector_identifier_uri" in document:  # checked at registration only (core/sector.py)
+        raise FetchRefused("metadata", "a metadata document must not have a sector_identifier_uri")
     raw = {k: v for k, v in document.items() if k != "client_id"}
     # A document cannot agree a secret with the server: a method that needs one is refused,
     # and an omitted method means a public client (RFC 7591's default, client_secret_basic,

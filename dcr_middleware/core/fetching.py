@@ -1,4 +1,6 @@
-"""The guarded fetch, written once as a flow: the groundwork of Client ID Metadata Documents.
+"""The guarded fetch, written once as a flow: the one way the library makes outbound requests
+(Client ID Metadata Documents, :mod:`.cimd`; OpenID Connect ``sector_identifier_uri``,
+:mod:`.sector`).
 
 Theory of operation. :func:`fetch_json` checks the URL and the host lists, resolves the host
 (it yields :class:`Resolve`), checks every address the name resolves to, then asks for one
@@ -6,7 +8,8 @@ request to the very address it checked (it yields :class:`Request`): the executo
 there, with the TLS server name and certificate check of the URL's host, follows no redirect
 and caps bytes and time. A name whose DNS answer changes between the check and the connection
 (DNS rebinding) gains nothing: no second answer is ever asked for. The answer is checked here:
-200 only, a JSON media type, the size cap, one JSON object. Every refusal and every failure is a
+200 only, a JSON media type, the size cap, one JSON object (or, when the policy expects one,
+one JSON array of strings). Every refusal and every failure is a
 :class:`FetchRefused` with a short reason token.
 
 :mod:`dcr_middleware.fetch` runs this flow with httpx, blocking or asyncio. Nothing here does
@@ -26,6 +29,7 @@ from ._fetch_rules import (
     Reply,
     Target,
     cache_lifetime,
+    check_array_reply,
     check_client_id_url,
     check_fetch_url,
     check_host,
@@ -43,6 +47,7 @@ __all__ = [
     "Resolve",
     "Target",
     "cache_lifetime",
+    "check_array_reply",
     "check_client_id_url",
     "check_fetch_url",
     "check_host",
@@ -92,17 +97,20 @@ class Request:
 @dataclass(frozen=True, slots=True)
 class Fetched:
     """A fetched JSON object, how long it may be cached (seconds, already clamped into the
-    policy's bounds) and when it was fetched (the ``now`` the flow was given)."""
+    policy's bounds) and when it was fetched (the ``now`` the flow was given). For a policy that
+    expects an array, ``values`` is the array of strings and ``document`` is empty."""
 
     url: str
     document: dict[str, Any]
     max_age: int
     fetched_at: float
+    values: tuple[str, ...] = ()
 
 
 def fetch_json(url: str, policy: FetchPolicy, now: float) -> Flow[Fetched]:
-    """GET the JSON object at ``url`` under ``policy``, as a flow; ``now`` (seconds since the
-    epoch) becomes :attr:`Fetched.fetched_at`. Raises :class:`FetchRefused`.
+    """GET the JSON object at ``url`` under ``policy`` (the JSON array of strings, when
+    ``policy.expect`` is ``"array"``), as a flow; ``now`` (seconds since the epoch) becomes
+    :attr:`Fetched.fetched_at`. Raises :class:`FetchRefused`.
 
     A Client Identifier URL is checked with :func:`check_client_id_url` before it is fetched."""
     target = check_fetch_url(url)
@@ -113,6 +121,11 @@ def fetch_json(url: str, policy: FetchPolicy, now: float) -> Flow[Fetched]:
         addresses = yield Resolve(target.host, target.port)
     address = choose_address(addresses, policy)
     reply: Reply = yield Request(url, address, target.host, policy)
-    document = check_reply(reply, policy.max_bytes)
+    document: dict[str, Any] = {}
+    values: tuple[str, ...] = ()
+    if policy.expect == "array":
+        values = tuple(check_array_reply(reply, policy.max_bytes))
+    else:
+        document = check_reply(reply, policy.max_bytes)
     max_age = cache_lifetime(reply.headers, policy.cache_min, policy.cache_max)
-    return Fetched(url, document, max_age, now)
+    return Fetched(url, document, max_age, now, values)

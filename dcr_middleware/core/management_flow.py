@@ -7,7 +7,7 @@ from __future__ import annotations
 import secrets
 import time
 
-from . import client_flows, management, tokens
+from . import client_flows, management, sector, tokens
 from ._http import Response, json_response
 from .admission import Admission, RequestHead
 from .client import RegisteredClient
@@ -72,6 +72,7 @@ class ManagementFlow:
         self.settings = settings
         self.admission = admission
         self.lifetime = Lifetime.of((store_settings or settings).client_idle_ttl)
+        self.sector = sector.SectorPolicy.from_settings(settings)
         self.cors = CORS(settings, methods=", ".join(management.METHODS))
         self.observer = Observer() if observer is None else observer
 
@@ -119,6 +120,8 @@ class ManagementFlow:
                     token=secrets.token_urlsafe,
                     statements=self.admission.statements,
                 )
+                # The metadata is validated again, and so is its sector_identifier_uri.
+                yield from sector.verify(update.client.metadata, self.sector)
                 yield from client_flows.replace(client_id, loaded[1], update.client, lifetime)
                 response, kind, client = _updated(update, uri), ClientUpdated, update.client
         except DCRError as exc:

@@ -57,6 +57,7 @@ JWT_AUTH_METHODS = ("private_key_jwt", "client_secret_jwt")
 # [::1] as the hostname".
 _NATIVE_LOOPBACK = frozenset({"localhost", "127.0.0.1", "::1"})
 _REFERENCE = "(OpenID Connect Registration section 2)"
+_SECTOR = "sector_identifier_uri"
 # RFC 3986 §3.5: fragment = *( pchar / "/" / "?" )
 _FRAGMENT = re.compile(r"^[A-Za-z0-9\-._~!$&'()*+,;=:@/?%]*\Z")
 
@@ -98,11 +99,18 @@ class OIDCMetadata(AuthlibOIDCClaims):  # type: ignore[misc]
             self._check_encryption(alg_field, enc_field)
 
     def validate_sector_identifier_uri(self) -> None:
-        """Refused: checking it means fetching a URL the client chose (OIDC Registration §5)."""
-        if "sector_identifier_uri" in self:
-            raise InvalidClientMetadataError(
-                "sector_identifier_uri is not supported: this server does not fetch it"
-            )
+        """An https URL, only with ``DCR_SECTOR_IDENTIFIER_URIS``: the flows then fetch and
+        check it (OIDC Registration §5; :mod:`dcr_middleware.core.sector`)."""
+        if _SECTOR not in self:
+            return
+        if not self.settings.sector_identifier_uris:
+            raise sector_not_supported()
+        uri = string(self[_SECTOR], _SECTOR)
+        # OIDC Registration §5: "The value of the sector_identifier_uri MUST be a URL using the
+        # https scheme that references a JSON file containing an array of redirect_uri values."
+        problem = _uris.web_url_problem(uri, https_only=True)
+        if problem:
+            raise fail(_SECTOR, problem)
 
     def validate_redirect_uris(self) -> None:
         """Required of every client with a response type (Authlib gap: never required).
@@ -144,10 +152,11 @@ class OIDCMetadata(AuthlibOIDCClaims):  # type: ignore[misc]
             return
         self._check_alg("subject_type", self.settings.allowed_subject_types)
         hosts = {urlsplit(uri).hostname for uri in self.get("redirect_uris", ())}
-        if self["subject_type"] == "pairwise" and len(hosts) > 1:
+        if self["subject_type"] == "pairwise" and len(hosts) > 1 and not self.get(_SECTOR):
             # OIDC Core §8.1: "If there are multiple hostnames in the registered redirect_uris,
-            # the Client MUST register a sector_identifier_uri" (which this server refuses).
-            raise fail("subject_type", "pairwise needs redirect_uris on one host")
+            # the Client MUST register a sector_identifier_uri" (accepted only when fetched).
+            other = f" or a {_SECTOR}" if self.settings.sector_identifier_uris else ""
+            raise fail("subject_type", f"pairwise needs redirect_uris on one host{other}")
 
     def validate_default_max_age(self) -> None:
         """A number of seconds: a non-negative integer."""
@@ -249,6 +258,14 @@ class OIDCMetadata(AuthlibOIDCClaims):  # type: ignore[misc]
         cap = self.settings.max_redirect_uris
         if len(values) > cap:
             raise error(f"{field}: at most {cap} values are allowed")
+
+
+def sector_not_supported() -> InvalidClientMetadataError:
+    """The refusal of ``sector_identifier_uri`` while ``DCR_SECTOR_IDENTIFIER_URIS`` is off."""
+    return InvalidClientMetadataError(
+        f"{_SECTOR} is not supported: this server does not fetch it "
+        "(DCR_SECTOR_IDENTIFIER_URIS is off)"
+    )
 
 
 def application_type_problem(uri: str, kind: str, *, implicit: bool) -> str | None:

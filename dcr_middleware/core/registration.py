@@ -66,6 +66,15 @@ def _unique_members(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 def parse_json_object(body: bytes) -> dict[str, Any]:
     """Parse a request body that must be one UTF-8 JSON object (RFC 8259), nested at most
     :data:`~dcr_middleware.core._json_depth.MAX_DEPTH` levels deep."""
+    value = parse_json(body)
+    if not isinstance(value, dict):
+        raise InvalidClientMetadataError("the request body must be a JSON object")
+    return value
+
+
+def parse_json(body: bytes) -> Any:
+    """Parse one UTF-8 JSON value under the rules of :func:`parse_json_object` (no repeated
+    member, no ``NaN`` or infinity, nested at most ``MAX_DEPTH`` levels), whatever its type."""
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError:
@@ -86,8 +95,6 @@ def parse_json_object(body: bytes) -> dict[str, Any]:
     except (ValueError, RecursionError):
         # ValueError covers JSONDecodeError and over-long integers.
         raise InvalidClientMetadataError("the request body is not valid UTF-8 JSON") from None
-    if not isinstance(value, dict):
-        raise InvalidClientMetadataError("the request body must be a JSON object")
     return value
 
 

@@ -4,7 +4,8 @@ the WSGI middleware runs with the blocking driver and the ASGI middleware with t
 Order of work: headers (415/413, no I/O), the initial access token (401; a storage read for
 minted tokens), a refusal this process remembers for the client's rate-limit bucket (429 before
 any byte of the body is read, no I/O; :mod:`.refusals`), body (413 past the cap), validation
-(400), then one atomic storage step that decides the rate limit (429), takes a use of a minted
+(400), the ``sector_identifier_uri`` when there is one (a fetch, :mod:`.sector`; 400), then
+one atomic storage step that decides the rate limit (429), takes a use of a minted
 token (401 when another request took the last one), a place under the client cap (403) and
 creates the client: one Redis round trip on one node (503 when storage fails). A request refused
 before that step is still charged to its bucket (one storage call), and answered 429 if the
@@ -16,7 +17,7 @@ from __future__ import annotations
 import secrets
 import time
 
-from . import client_flows
+from . import client_flows, sector
 from ._http import Response, error_response, json_response
 from .admission import Admission, RatePlan, RequestHead
 from .cors import CORS
@@ -114,6 +115,8 @@ class RegistrationFlow:
     ) -> None:
         self.settings = settings
         self.store_settings = settings if store_settings is None else store_settings
+        sector.check_fetcher(settings, self.store_settings)
+        self.sector = sector.SectorPolicy.from_settings(settings)
         self.admission = Admission(settings)
         self.cors = CORS(settings)
         self.refusals = Refusals()
@@ -134,6 +137,7 @@ class RegistrationFlow:
             try:
                 body = yield from read_body()
                 new = _prepare(body, self.settings, gate, head, grant)
+                yield from sector.verify(new.client.metadata, self.sector)
             except DCRError:
                 if plan.limits:  # a refused request is charged too, and 429 comes first
                     sent_at = time.monotonic()

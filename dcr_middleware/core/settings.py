@@ -122,6 +122,9 @@ class Settings:
     cimd_stale: int = field(default=3600, metadata=_DURATION)
     cimd_fetch_rate_limit: str = "10/minute"
     cimd_fetch_total_rate_limit: str = "100/minute"
+    # OpenID Connect Registration 1.0 §5 sector_identifier_uri (dcr_middleware.core.sector,
+    # docs/oidc.md); off by default: checking one fetches it, within the DCR_CIMD_* bounds.
+    sector_identifier_uris: bool = False
     # Observability (dcr_middleware.core.events, docs/observability.md).
     event_hook: str | None = None
     metrics: bool = False

@@ -20,6 +20,7 @@ from dcr_middleware.core.fetching import (
     Request,
     Resolve,
     cache_lifetime,
+    check_array_reply,
     check_client_id_url,
     check_fetch_url,
     check_host,
@@ -287,6 +288,52 @@ def test_check_reply_raises_only_refusals(body: bytes, status: int, content_type
 
 
 @pytest.mark.parametrize(
+    ("reply", "reason"),
+    [
+        pytest.param(_reply(302, body=b"[]"), "redirect", id="302"),
+        pytest.param(_reply(404, body=b"[]"), "status", id="404"),
+        pytest.param(_reply(body=b"[]", content_type="text/html"), "content_type", id="text-html"),
+        pytest.param(_reply(body=b"[]", content_encoding="gzip"), "content_encoding", id="gzip"),
+        pytest.param(_reply(body=b'["' + b"a" * 5120 + b'"]'), "too_large", id="too-large"),
+        pytest.param(_reply(body=b"{}"), "not_json", id="object"),
+        pytest.param(_reply(body=b'"https://a.example/cb"'), "not_json", id="string"),
+        pytest.param(_reply(body=b'["https://a.example/cb", 1]'), "not_json", id="a-number"),
+        pytest.param(_reply(body=b'[["https://a.example/cb"]]'), "not_json", id="nested"),
+        pytest.param(_reply(body=b"[null]"), "not_json", id="null"),
+        pytest.param(_reply(body=b'["a",'), "not_json", id="cut-short"),
+        pytest.param(_reply(body=b"[NaN]"), "not_json", id="nan"),
+        pytest.param(_reply(body=b"\xff[]"), "not_json", id="not-utf8"),
+        pytest.param(_reply(body=b"[" * 40 + b"]" * 40), "not_json", id="too-deep"),
+    ],
+)
+def test_check_array_reply_refuses(reply: Reply, reason: str) -> None:
+    with pytest.raises(FetchRefused) as refused:
+        check_array_reply(reply, 5120)
+    assert refused.value.reason == reason
+
+
+@pytest.mark.parametrize(
+    ("body", "values"),
+    [
+        pytest.param(b"[]", [], id="empty"),
+        pytest.param(b'["https://a.example/cb"]', ["https://a.example/cb"], id="one"),
+        pytest.param(b' ["x", "x", "y"] ', ["x", "x", "y"], id="repeats-and-space"),
+    ],
+)
+def test_check_array_reply_accepts_an_array_of_strings(body: bytes, values: list[str]) -> None:
+    reply = _reply(body=body, content_type="application/json; charset=utf-8")
+    assert check_array_reply(reply, 5120) == values
+
+
+@given(st.binary(max_size=200), st.integers(100, 599), st.text(max_size=40))
+def test_check_array_reply_raises_only_refusals(
+    body: bytes, status: int, content_type: str
+) -> None:
+    with contextlib.suppress(FetchRefused):
+        check_array_reply(Reply(status, {"content-type": content_type}, body), 5120)
+
+
+@pytest.mark.parametrize(
     ("headers", "lifetime"),
     [
         pytest.param({}, 30, id="none-is-the-minimum"),
@@ -318,6 +365,7 @@ def test_cache_lifetime(headers: dict[str, str], lifetime: int) -> None:
         pytest.param({"cache_min": 10, "cache_max": 5}, id="cache-bounds"),
         pytest.param({"allowed_networks": ("10.0.0.1/8",)}, id="host-bits"),
         pytest.param({"allowed_networks": ("nope",)}, id="not-a-network"),
+        pytest.param({"expect": "list"}, id="expect"),
     ],
 )
 def test_fetch_policy_refuses_bad_values(options: dict[str, Any]) -> None:
@@ -362,6 +410,27 @@ def test_fetch_json_flow_resolves_once_and_requests_the_checked_address() -> Non
         120,
         1000.0,
     )
+
+
+def test_fetch_json_flow_with_expect_array_returns_the_values() -> None:
+    asked: list[Any] = []
+    policy = FetchPolicy(expect="array")
+    reply = Reply(200, JSON, b'["https://a.example/cb", "https://b.example/cb"]')
+    fetched = run(
+        fetch_json("https://client.example/sector.json", policy, 5.0),
+        _script(["93.184.216.34"], reply, asked),
+    )
+    assert [type(op) for op in asked] == [Resolve, Request]
+    assert asked[1].policy.expect == "array"
+    assert fetched.values == ("https://a.example/cb", "https://b.example/cb")
+    assert fetched.document == {}
+
+
+def test_fetch_json_flow_with_expect_array_refuses_an_object() -> None:
+    reply = Reply(200, JSON, b'{"redirect_uris": []}')
+    flow = fetch_json("https://client.example/s", FetchPolicy(expect="array"), 0.0)
+    with pytest.raises(FetchRefused, match="not_json"):
+        run(flow, _script(["93.184.216.34"], reply, []))
 
 
 def test_fetch_json_flow_does_not_resolve_an_address_literal() -> None:

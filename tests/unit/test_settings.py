@@ -109,6 +109,7 @@ SAMPLES: dict[str, tuple[str, Any]] = {
     "cimd_stale": ("0", 0),
     "cimd_fetch_rate_limit": ("5/minute", "5/minute"),
     "cimd_fetch_total_rate_limit": ("off", "off"),
+    "sector_identifier_uris": ("true", True),
     "metrics": ("true", True),
     "otel": ("true", True),
 }
