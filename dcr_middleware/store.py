@@ -57,12 +57,14 @@ def warn_if_embedded(settings: Settings) -> None:
         )
 
 
-def _fetcher(blocking: bool) -> Any:
-    """The executor of the ``Fetch`` operation (``DCR_CIMD``; imports httpx, extra ``cimd``)."""
+def _fetcher(settings: Settings, blocking: bool) -> Any:
+    """The executor of the ``Fetch`` operation (``DCR_CIMD`` or ``DCR_SECTOR_IDENTIFIER_URIS``;
+    imports httpx, extra ``cimd``)."""
     try:
         from . import fetch
     except ImportError as exc:
-        raise ConfigurationError([f"DCR_CIMD: {exc}"]) from exc
+        name = "DCR_CIMD" if settings.cimd else "DCR_SECTOR_IDENTIFIER_URIS"
+        raise ConfigurationError([f"{name}: {exc}"]) from exc
     if blocking:
         return lambda op: fetch.fetch_json(op.url, op.policy)
     return lambda op: fetch.afetch_json(op.url, op.policy)
@@ -86,7 +88,9 @@ class _Store(Generic[B]):
         self.documents = Documents.from_settings(settings, observer) if settings.cimd else None
         blocking = isinstance(self, ClientStore)
         self.fetcher: Any = (
-            _fetcher(blocking) if settings.cimd or settings.sector_identifier_uris else None
+            _fetcher(settings, blocking)
+            if settings.cimd or settings.sector_identifier_uris
+            else None
         )
         self._shared: Any = SingleFlight() if blocking else AsyncSingleFlight()
         # What executes a flow's operations: the backend, or with DCR_CIMD also the document
