@@ -77,6 +77,12 @@ def server(_server: DocumentServer, monkeypatch: pytest.MonkeyPatch) -> Document
             ),
             "/with-secret": Route(body=_doc(_server, "/with-secret", client_secret="s3cret")),
             "/bad-redirect": Route(body=_doc(_server, "/bad-redirect", redirect_uris=["nope"])),
+            "/javascript": Route(
+                body=_doc(_server, "/javascript", redirect_uris=["javascript:alert(1)"])
+            ),
+            "/short": Route(
+                headers=(*JSON, ("Cache-Control", "max-age=1")), body=_doc(_server, "/short")
+            ),
             "/html": Route(headers=(("Content-Type", "text/html"),), body=b"<p>hi</p>"),
             "/redirect": Route(302, (("Location", "/good"),), b""),
             "/big": Route(body=b'{"client_id": "' + b"x" * 20_000 + b'"}'),
@@ -195,6 +201,7 @@ def test_cimd_cached_lookup_is_one_storage_operation(
         pytest.param("/secret", "secret", id="client-secret-basic"),
         pytest.param("/with-secret", "secret", id="client-secret-member"),
         pytest.param("/bad-redirect", "metadata", id="invalid-metadata"),
+        pytest.param("/javascript", "metadata", id="javascript-redirect-uri"),
         pytest.param("/html", "content_type", id="text-html"),
         pytest.param("/redirect", "redirect", id="302"),
         pytest.param("/big", "too_large", id="oversize"),
@@ -262,6 +269,21 @@ def test_cimd_serves_stale_when_a_refetch_fails(
     server.routes["/other"] = Route(headers=JSON, body=_doc(server, "/other", client_name="New"))
     assert lookups.call("get", url).metadata["client_name"] == "New"
     assert lookups.outcomes() == ["miss", "stale", "refresh"]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_cimd_second_lookup_within_max_age_is_not_fetched_and_expired_is_refetched(
+    kind: str, make: Any, server: DocumentServer
+) -> None:
+    lookups = make(kind, cimd_cache_min=1, cimd_cache_max=60)
+    url = server.url(NAME, "/short")  # Cache-Control: max-age=1
+    assert lookups.call("get", url) is not None
+    assert lookups.call("get", url) is not None
+    assert server.paths() == ["/short"]  # within max-age: no request
+    time.sleep(1.2)
+    assert lookups.call("get", url) is not None
+    assert server.paths() == ["/short", "/short"]  # expired: fetched again
+    assert lookups.outcomes() == ["miss", "hit", "refresh"]
 
 
 @pytest.mark.parametrize("kind", KINDS)
