@@ -26,6 +26,7 @@ from ..storage.redis import RedisBackend
 
 _KEY = re.compile(r"[0-9a-f]{64}")  # a document_key: the SHA-256 of the URL, in hex
 _STATE_WIDTH = 25  # "refused: content_encoding"
+_FIELDS = ("url", "key", "state", "reason", "fetched_at", "expires_at", "stale_until", "metadata")
 
 
 def _backend(settings: Settings) -> RedisBackend:
@@ -65,7 +66,7 @@ def described(key: str, raw: str, now: float) -> dict[str, Any]:
     ``expired`` (about to leave the store) or ``unreadable`` (not an entry of this version)."""
     entry = _entry(raw)
     if entry is None:
-        return {"url": None, "key": key, "state": "unreadable", "reason": None}
+        return {**dict.fromkeys(_FIELDS), "key": key, "state": "unreadable"}
     expires_at, stale_until = _number(entry, "expires_at"), _number(entry, "stale_until")
     metadata = entry.get("metadata")
     refused = entry.get("refused")
@@ -97,7 +98,12 @@ def _shown(value: Any) -> str:
 
 
 def _when(epoch: float | None) -> str:
-    return "-" if epoch is None else time.strftime("%Y-%m-%d %H:%M:%SZ", time.gmtime(epoch))
+    if epoch is None:
+        return "-"
+    try:
+        return time.strftime("%Y-%m-%d %H:%M:%SZ", time.gmtime(epoch))
+    except (OverflowError, OSError, ValueError):  # not a time this machine can show
+        return "?"
 
 
 def _state(row: dict[str, Any]) -> str:

@@ -150,11 +150,12 @@ class Cache:
         finally:
             backend.close()
 
-    def plant(self, url: str, entry: dict[str, Any]) -> None:
+    def plant(self, url: str, entry: dict[str, Any] | str) -> None:
         """Store an entry for ``url`` directly (what another writer of the store could leave)."""
+        raw = entry if isinstance(entry, str) else json.dumps(entry)
         backend = RedisBackend(self.settings)
         try:
-            backend.run(DocumentPut(document_key(url), json.dumps(entry), 600_000))
+            backend.run(DocumentPut(document_key(url), raw, 600_000))
         finally:
             backend.close()
 
@@ -227,6 +228,29 @@ def test_cimd_list_sees_only_its_prefix(cache: Cache, redis_url: str, key_prefix
     assert len(done.stdout.splitlines()) == 1  # the header only
     assert json.loads(run("list", "--json", **other).stdout) == []
     assert len(cache.listed()) == 1
+
+
+def test_cimd_list_and_show_an_unreadable_entry_by_its_key(cache: Cache) -> None:
+    # An entry of another version (or anything else under the prefix): listed by its key.
+    assert cache.lookup("/good") is not None
+    cache.plant("https://other.test/version", {"v": 99, "url": "https://other.test/version"})
+    cache.plant("https://other.test/garbage", "\x1b[2J not json")
+    done = cache.cli("list")
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert len(lines) == 4
+    assert lines[1].startswith("fresh ")
+    keys = sorted(document_key(f"https://other.test/{n}") for n in ("garbage", "version"))
+    for line, key in zip(lines[2:], keys, strict=True):  # after the URLs, by key
+        assert line.split() == ["unreadable", "-", "-", "(key", f"{key})", "-"]
+    rows = cache.listed()
+    assert [r["state"] for r in rows] == ["fresh", "unreadable", "unreadable"]
+    assert rows[1]["url"] is None and rows[1]["client_name"] is None
+    key = document_key("https://other.test/garbage")
+    done = cache.cli("show", key)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == f"url: -\nkey: {key}\nstate: unreadable\n"
+    assert cache.cli("evict", key).returncode == 0
 
 
 # --- show ---------------------------------------------------------------------------------------

@@ -55,7 +55,9 @@ def test_cli_cimd_describes_an_entry_by_its_state_at_a_time(
 )
 def test_cli_cimd_shows_an_entry_it_cannot_read_by_its_key(raw: str) -> None:
     row = cli_cimd.described("k", raw, 1000.0)
-    assert row == {"url": None, "key": "k", "state": "unreadable", "reason": None}
+    assert (row.pop("key"), row.pop("state")) == ("k", "unreadable")
+    assert set(row.values()) == {None}
+    assert set(row) == set(cli_cimd.described("k", json.dumps(DOCUMENT), 1000.0)) - {"key", "state"}
 
 
 def test_cli_cimd_tolerates_fields_of_the_wrong_type() -> None:
@@ -63,6 +65,12 @@ def test_cli_cimd_tolerates_fields_of_the_wrong_type() -> None:
     row = cli_cimd.described("k", json.dumps(odd), 1000.0)
     assert row["url"] is None and row["metadata"] is None
     assert (row["state"], row["expires_at"], row["stale_until"]) == ("expired", None, None)
+
+
+def test_cli_cimd_shows_a_time_it_cannot_convert_as_a_question_mark() -> None:
+    assert cli_cimd._when(1e300) == "?"
+    assert cli_cimd._when(None) == "-"
+    assert cli_cimd._when(0) == "1970-01-01 00:00:00Z"
 
 
 def test_cli_cimd_names_an_entry_by_url_or_by_key() -> None:
