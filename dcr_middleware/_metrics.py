@@ -18,7 +18,18 @@ from typing import Any
 
 from ._extras import install_hint
 from .core.errors import ConfigurationError, StorageError
-from .core.events import DURATION_BUCKETS, ClientRegistered, Event, RateLimited, StorageFailed
+from .core.events import (
+    DOCUMENT_OUTCOMES,
+    DOCUMENT_REASONS,
+    DURATION_BUCKETS,
+    ClientRegistered,
+    DocumentRefused,
+    DocumentResolved,
+    Event,
+    RateLimited,
+    StorageFailed,
+    document_label,
+)
 from .core.ops import ClientCount
 from .core.settings import Settings
 from .storage.base import SyncBackend
@@ -87,11 +98,32 @@ class Metrics:
             ["method", "outcome"],
             registry=registry,
         )
+        self.document_lookups = prometheus_client.Counter(
+            "dcr_document_lookups",
+            "Client ID Metadata Document lookups by outcome: hit, miss, refresh, stale, refused",
+            ["outcome"],
+            registry=registry,
+        )
+        self.document_refusals = prometheus_client.Counter(
+            "dcr_document_refusals",
+            "Client ID Metadata Document lookups refused, by reason and whether the refusal "
+            "came from the negative cache",
+            ["reason", "cached"],
+            registry=registry,
+        )
         self.clients = _ClientCount()
         registry.register(self.clients)
 
     def record(self, event: Event) -> None:
         """Count one event."""
+        if isinstance(event, DocumentResolved):
+            self.document_lookups.labels(document_label(event.outcome, DOCUMENT_OUTCOMES)).inc()
+            return
+        if isinstance(event, DocumentRefused):
+            self.document_lookups.labels("refused").inc()
+            reason = document_label(event.reason, DOCUMENT_REASONS)
+            self.document_refusals.labels(reason, "true" if event.cached else "false").inc()
+            return
         outcome = getattr(event, "error", None) or "ok"
         if event.endpoint == "registration":
             outcome = "created" if isinstance(event, ClientRegistered) else outcome

@@ -17,7 +17,18 @@ from typing import Any
 
 from ._extras import install_hint
 from .core.errors import ConfigurationError
-from .core.events import DURATION_BUCKETS, ClientRegistered, Event, RateLimited, StorageFailed
+from .core.events import (
+    DOCUMENT_OUTCOMES,
+    DOCUMENT_REASONS,
+    DURATION_BUCKETS,
+    ClientRegistered,
+    DocumentRefused,
+    DocumentResolved,
+    Event,
+    RateLimited,
+    StorageFailed,
+    document_label,
+)
 
 try:
     from opentelemetry import metrics as otel_metrics
@@ -71,9 +82,30 @@ class OTelMetrics:
             unit="{request}",
             description="Client configuration endpoint requests (RFC 7592) by method and outcome",
         )
+        self.document_lookups = meter.create_counter(
+            "dcr.document.lookups",
+            unit="{lookup}",
+            description="Client ID Metadata Document lookups by outcome: hit, miss, refresh, "
+            "stale, refused",
+        )
+        self.document_refusals = meter.create_counter(
+            "dcr.document.refusals",
+            unit="{lookup}",
+            description="Client ID Metadata Document lookups refused, by reason and whether the "
+            "refusal came from the negative cache",
+        )
 
     def record(self, event: Event) -> None:
         """Count one event."""
+        if isinstance(event, DocumentResolved):
+            outcome = document_label(event.outcome, DOCUMENT_OUTCOMES)
+            self.document_lookups.add(1, {"outcome": outcome})
+            return
+        if isinstance(event, DocumentRefused):
+            self.document_lookups.add(1, {"outcome": "refused"})
+            reason = document_label(event.reason, DOCUMENT_REASONS)
+            self.document_refusals.add(1, {"reason": reason, "cached": event.cached})
+            return
         outcome = getattr(event, "error", None) or "ok"
         if event.endpoint == "registration":
             outcome = "created" if isinstance(event, ClientRegistered) else outcome

@@ -16,6 +16,7 @@ from ..core._printable import printable, printable_lines
 from ..core.errors import ConfigurationError, StorageError
 from ..core.settings import Settings
 from . import check as cli_check
+from . import cimd as cli_cimd
 from . import clients as cli_clients
 from . import tokens as cli_tokens
 
@@ -96,6 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.set_defaults(handler=_serve)
     cli_tokens.add_parser(commands)
     cli_clients.add_parser(commands)
+    cli_cimd.add_parser(commands)
     cli_check.add_parser(commands)
     return parser
 
@@ -103,15 +105,15 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script."""
     args = build_parser().parse_args(argv)
-    if args.command in ("tokens", "clients"):
+    if args.command in ("tokens", "clients", "cimd"):
         return _with_settings(args)
     code: int = args.handler(args)
     return code
 
 
 def _with_settings(args: argparse.Namespace) -> int:
-    """Run an operations command (``tokens``, ``clients``) with settings from the environment:
-    exit 2 for bad settings, 1 when the store fails."""
+    """Run an operations command (``tokens``, ``clients``, ``cimd``) with settings from the
+    environment: exit 2 for bad settings, 1 when the store fails."""
     try:
         settings = Settings.from_env()
         code: int = args.handler(args, settings)

@@ -238,6 +238,43 @@ class DocumentRefused(DocumentEvent):
         return (self.reason, self.client_id)
 
 
+# The outcomes of a resolved lookup and the reason tokens of a refused one: the fetcher's, the
+# validation's, and ``busy`` (a spent fetch budget). Closed sets, so that a metric labelled with
+# them has a bounded number of series; :func:`document_label` maps anything else to ``other``.
+DOCUMENT_OUTCOMES = frozenset({"hit", "miss", "refresh", "stale"})
+DOCUMENT_REASONS = frozenset(
+    {
+        # the fetcher's (core/_fetch_rules.py, fetch.py)
+        "scheme",
+        "url",
+        "host_denied",
+        "dns",
+        "private_address",
+        "timeout",
+        "tls",
+        "connect",
+        "protocol",
+        "redirect",
+        "status",
+        "content_type",
+        "content_encoding",
+        "too_large",
+        "not_json",
+        # the document's validation and the fetch budgets (core/cimd.py)
+        "client_id",
+        "secret",
+        "metadata",
+        "busy",
+    }
+)
+
+
+def document_label(value: str | None, known: frozenset[str]) -> str:
+    """``value`` when it is one of ``known``, else ``other``: a metric label of bounded
+    cardinality (a document lookup's ``outcome`` or ``reason``; never its URL)."""
+    return value if value in known else "other"
+
+
 EventHook = Callable[[Event], object]
 
 

@@ -14,6 +14,7 @@ import socket
 import socketserver
 import ssl
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -164,3 +165,15 @@ def loopback_socket_works(host: str) -> bool:
         except OSError:
             return False
     return True
+
+
+def resolving_test_names_to(host: str) -> Callable[..., Any]:
+    """A stand-in for ``socket.getaddrinfo`` (to monkeypatch) that resolves every ``*.test``
+    name to ``host`` and any other name as usual."""
+    real = socket.getaddrinfo
+
+    def getaddrinfo(name: Any, port: Any, *args: Any, **kwargs: Any) -> Any:
+        test_name = isinstance(name, str) and name.endswith(".test")
+        return real(host if test_name else name, port, *args, **kwargs)
+
+    return getaddrinfo

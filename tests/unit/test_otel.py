@@ -20,7 +20,13 @@ from dcr_middleware.core.errors import (
     RateLimitedError,
     StorageError,
 )
-from dcr_middleware.core.events import ClientRegistered, ClientUpdated, Seen
+from dcr_middleware.core.events import (
+    ClientRegistered,
+    ClientUpdated,
+    DocumentRefused,
+    DocumentResolved,
+    Seen,
+)
 from dcr_middleware.observe import observer_from_settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -101,6 +107,39 @@ def test_otel_and_prometheus_count_the_same_event() -> None:
     obs.done(REGISTRATION, ClientRegistered, CLIENT)
     assert registry.get_sample_value("dcr_registrations_total", {"outcome": "created"}) == 1
     assert points(reader)["dcr.registrations"][(("outcome", "created"),)].value == 1
+
+
+def test_otel_counts_document_lookups_like_prometheus() -> None:
+    from prometheus_client import CollectorRegistry
+
+    reader, provider = reader_and_provider()
+    registry = CollectorRegistry()
+    obs = observer_from_settings(Settings(), metrics_registry=registry, meter_provider=provider)
+    url = "https://app.example/client.json"
+    obs.emit(DocumentResolved.of(url, "miss"))
+    obs.emit(DocumentResolved.of(url, "hit"))
+    obs.emit(DocumentResolved.of(url, "stale", reason="tls"))
+    obs.emit(DocumentRefused.of(url, "redirect", cached=False))
+    obs.emit(DocumentRefused.of(url, "redirect", cached=True))
+    obs.emit(DocumentRefused.of(url, f"no such token {url}", cached=False))
+    got = points(reader)
+    lookups = {k: p.value for k, p in got["dcr.document.lookups"].items()}
+    assert lookups == {
+        (("outcome", "hit"),): 1,
+        (("outcome", "miss"),): 1,
+        (("outcome", "stale"),): 1,
+        (("outcome", "refused"),): 3,
+    }
+    refusals = {k: p.value for k, p in got["dcr.document.refusals"].items()}
+    assert refusals == {
+        (("cached", False), ("reason", "redirect")): 1,
+        (("cached", True), ("reason", "redirect")): 1,
+        (("cached", False), ("reason", "other")): 1,  # never the URL, never an unknown token
+    }
+    assert "dcr.management.requests" not in got and "dcr.registrations" not in got
+    for outcome, count in (("hit", 1), ("miss", 1), ("stale", 1), ("refused", 3)):
+        labels = {"outcome": outcome}
+        assert registry.get_sample_value("dcr_document_lookups_total", labels) == count
 
 
 def _run(code: str) -> subprocess.CompletedProcess[str]:
