@@ -18,7 +18,7 @@ import time
 from typing import Any
 
 from ..core._printable import printable
-from ..core.cimd import ENTRY_VERSION, document_key
+from ..core.cimd import document_key, read_entry
 from ..core.errors import ConfigurationError
 from ..core.ops import DocumentDelete, DocumentGet, DocumentList
 from ..core.settings import Settings
@@ -46,14 +46,6 @@ def _key(target: str) -> str:
     return target if _KEY.fullmatch(target) else document_key(target)
 
 
-def _entry(raw: str) -> dict[str, Any] | None:
-    try:
-        entry = json.loads(raw)
-    except ValueError:
-        return None
-    return entry if isinstance(entry, dict) and entry.get("v") == ENTRY_VERSION else None
-
-
 def _number(entry: dict[str, Any], name: str) -> float | None:
     value = entry.get(name)
     return value if isinstance(value, int | float) and not isinstance(value, bool) else None
@@ -64,7 +56,7 @@ def described(key: str, raw: str, now: float) -> dict[str, Any]:
     ``stale`` (past its ``max-age``: the next lookup fetches it again, and serves this copy if
     that fails, until ``stale_until``), ``refused`` (with ``reason``, until ``expires_at``),
     ``expired`` (about to leave the store) or ``unreadable`` (not an entry of this version)."""
-    entry = _entry(raw)
+    entry = read_entry(raw)
     if entry is None:
         return {**dict.fromkeys(_FIELDS), "key": key, "state": "unreadable"}
     expires_at, stale_until = _number(entry, "expires_at"), _number(entry, "stale_until")

@@ -140,7 +140,8 @@ def _client(url: str, entry: dict[str, Any]) -> RegisteredClient:
     )
 
 
-def _entry(raw: str | None) -> dict[str, Any] | None:
+def read_entry(raw: str | None) -> dict[str, Any] | None:
+    """A cached entry (see :func:`resolve`), or ``None`` for none or one of another version."""
     if raw is None:
         return None
     try:
@@ -161,7 +162,7 @@ def resolve(
         observer.emit(DocumentRefused.of(url, exc.reason, cached=False))
         return None
     key = document_key(url)
-    cached = _entry((yield from ask(DocumentGet(key))))
+    cached = read_entry((yield from ask(DocumentGet(key))))
     if cached is not None and now < cached["expires_at"]:
         if "refused" in cached:
             observer.emit(DocumentRefused.of(url, cached["refused"], cached=True))
