@@ -101,6 +101,15 @@ class Fetch:
     policy: FetchPolicy
 
 
+def charge_fetch(host: str, per_host: tuple[Limit, ...], total: tuple[Limit, ...]) -> Flow[None]:
+    """Charge one outbound fetch to ``host``'s budget and to the total one (every fetch of the
+    library shares them: documents and ``sector_identifier_uri``); ``FetchRefused("busy")``
+    when either is spent. A flow step: two ``Hit`` operations."""
+    for bucket, limits in ((f"cimd:{host}", per_host), ("cimd:*", total)):
+        if limits and not (yield from ask(Hit(bucket, limits))).allowed:
+            raise FetchRefused("busy", f"the fetch budget of {bucket} is spent")
+
+
 def resolve_document(url: str) -> Flow[RegisteredClient | None]:
     """Ask the store for the client of the document at ``url``: a flow step."""
     client: RegisteredClient | None = yield ResolveDocument(url)
@@ -171,9 +180,7 @@ def resolve(
         return _client(url, cached)
     stale = cached if cached is not None and "metadata" in cached else None
     try:
-        for bucket, limits in ((f"cimd:{target.host}", policy.per_host), ("cimd:*", policy.total)):
-            if limits and not (yield from ask(Hit(bucket, limits))).allowed:
-                raise FetchRefused("busy", f"the fetch budget of {bucket} is spent")
+        yield from charge_fetch(target.host, policy.per_host, policy.total)
         fetched: Fetched = yield Fetch(url, policy.fetch)
         metadata = document_metadata(url, fetched.document, policy.settings)
     except FetchRefused as exc:

@@ -22,11 +22,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from ._values import shown
-from .cimd import DocumentPolicy, Fetch
+from .cimd import DocumentPolicy, Fetch, charge_fetch
 from .errors import ConfigurationError, InvalidClientMetadataError
 from .fetching import Fetched, FetchPolicy, FetchRefused, check_fetch_url
 from .oidc import sector_not_supported
-from .ops import Flow, Hit, ask
+from .ops import Flow
 from .ratelimit import Limit
 from .settings import Settings
 
@@ -119,10 +119,7 @@ def verify(metadata: Mapping[str, Any], policy: SectorPolicy | None) -> Flow[Non
         raise sector_not_supported()
     try:
         target = check_fetch_url(url)
-        # The budgets of core/cimd.py (same buckets): they bound every outbound fetch together.
-        for bucket, limits in ((f"cimd:{target.host}", policy.per_host), ("cimd:*", policy.total)):
-            if limits and not (yield from ask(Hit(bucket, limits))).allowed:
-                raise FetchRefused("busy", f"the fetch budget of {bucket} is spent")
+        yield from charge_fetch(target.host, policy.per_host, policy.total)
         fetched: Fetched = yield Fetch(url, policy.fetch)
     except FetchRefused as exc:
         raise _refusal(exc) from None
