@@ -4,7 +4,18 @@ from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
 
-NAMES = ("redis", "hiredis", "starlette", "authlib", "joserfc", "webob", "uvicorn", "mypy")
+NAMES = (
+    "redis",
+    "hiredis",
+    "starlette",
+    "authlib",
+    "joserfc",
+    "webob",
+    "uvicorn",
+    "httpx",
+    "mcp",
+    "mypy",
+)
 
 
 def main() -> None:
