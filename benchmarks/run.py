@@ -313,12 +313,6 @@ TARGETS = [
     ("pass-through WSGI, gunicorn gthread: dcr / bare", "pt-dcr-wsgi-gt", "pt-bare-wsgi-gt", 0.98),
     ("pass-through WSGI, gunicorn sync: dcr / bare", "pt-dcr-wsgi-sync", "pt-bare-wsgi-sync", 0.98),
     (
-        "registration, uvicorn 1w: dcr conf / minimal pure ASGI",
-        "reg-asgi-uv-conf",
-        "anchor-min-asgi",
-        1.0,
-    ),
-    (
         "registration, uvicorn 1w: dcr conf / MCP SDK+Redis",
         "reg-asgi-uv-conf",
         "anchor-mcp-redis",
@@ -329,6 +323,12 @@ TARGETS = [
         "reg-wsgi-sync-conf",
         "anchor-authlib-flask",
         1.3,
+    ),
+    (
+        "registration, uvicorn 1w: dcr conf / minimal pure ASGI",
+        "reg-asgi-uv-conf",
+        "anchor-min-asgi",
+        1.0,
     ),
     (
         "(extra) registration, uvicorn 1w: dcr conf / minimal Starlette",
