@@ -483,6 +483,40 @@ def render(results: dict[str, Any]) -> list[str]:
     return lines
 
 
+# Where a profile's own time goes, by the module each function is in (first match wins).
+AREAS = (
+    ("metadata validation", ("client_metadata", "_metadata_plan", "oidc", "_uris", "_values",
+                             "grant_types", "authlib", "joserfc", "urllib/parse")),
+    ("JSON (body, record, answer)", ("json/", "_json_depth", ":_unique_members",
+                                     ":parse_json_object", ":_finite_float")),
+    ("redis-py (pool, connection, parser)", ("redis/",)),
+    ("storage: backend, operations, scripts' arguments", ("storage/", "ratelimit.py")),
+    ("credentials (random, SHA-256)", ("secrets", "hashlib", "base64", "credentials", "random")),
+    ("admission, rate plan, headers, CORS", ("admission", "client_ip", "refusals", "throttle",
+                                             "cors", "ipaddress", "_http", "_addresses")),
+    ("events and metrics", ("core/events", "observe", "_metrics", "_otel", "logging")),
+    ("flows, drivers, the registration's own code", ("registration", "client_flows", "ops.py",
+                                                     "_drive", "client.py", "software_statement",
+                                                     "tokens.py", "dataclasses")),
+    ("ASGI / WSGI adapter", ("asgi.py", "wsgi.py", "webob")),
+    ("event loop and the rest", ("",)),
+)  # fmt: skip
+
+
+def areas(stats: pstats.Stats) -> list[tuple[str, float]]:
+    """Each area's share of the profile's own time (:data:`AREAS`)."""
+    totals = dict.fromkeys((name for name, _ in AREAS), 0.0)
+    raw: Any = stats.stats  # type: ignore[attr-defined]
+    for (filename, _, function), (_, _, own, _, _) in raw.items():
+        where = f"{filename}:{function}"
+        for name, needles in AREAS:
+            if any(needle in where for needle in needles):
+                totals[name] += own
+                break
+    whole = sum(totals.values()) or 1.0
+    return [(name, own / whole) for name, own in totals.items()]
+
+
 def main() -> int:
     """Command line: run the cases, or profile one."""
     parser = argparse.ArgumentParser(
@@ -503,6 +537,9 @@ def main() -> int:
         profile = cProfile.Profile(time.process_time)  # CPU time: not Redis's turn
         cpu, _ = run_case(args.profile, args.redis, budget, profile)
         print(f"{args.profile}: {cpu:.1f} us/call (under the profiler)")
+        print("share of own CPU time by area:")
+        for name, share in areas(pstats.Stats(profile)):
+            print(f"  {share:6.1%}  {name}")
         for order in ("tottime", "cumulative"):
             pstats.Stats(profile).strip_dirs().sort_stats(order).print_stats(args.top)
         return 0
