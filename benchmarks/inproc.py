@@ -499,7 +499,9 @@ AREAS = (
                                                      "_drive", "client.py", "software_statement",
                                                      "tokens.py", "dataclasses")),
     ("ASGI / WSGI adapter", ("asgi.py", "wsgi.py", "webob")),
-    ("event loop and the rest", ("",)),
+    ("event loop (asyncio, uvloop, sockets)", ("asyncio/", "uvloop", "selectors", "socket")),
+    ("built-in functions and methods, whoever calls them", ("~:",)),
+    ("the rest", ("",)),
 )  # fmt: skip
 
 
