@@ -36,6 +36,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+import inproc
 from harness import (
     HOST,
     LoadResult,
@@ -78,6 +79,7 @@ class Mode:
     batch: int  # registrations per Redis-cost probe
     sizes: tuple[int, ...]  # store growth levels
     micro_seconds: float  # in-process rate-limit loop
+    in_process: inproc.Budget  # the in-process extras (inproc.py)
 
 
 FULL = Mode(
@@ -88,8 +90,18 @@ FULL = Mode(
     batch=200,
     sizes=(10_000, 100_000, 1_000_000),
     micro_seconds=3.0,
+    in_process=inproc.Budget(count=5000, seconds=3.0, runs=5),
 )
-QUICK = Mode("quick", rounds=1, seconds=1, warmup=0, batch=30, sizes=(10_000,), micro_seconds=0.5)
+QUICK = Mode(
+    "quick",
+    rounds=1,
+    seconds=1,
+    warmup=0,
+    batch=30,
+    sizes=(10_000,),
+    micro_seconds=0.5,
+    in_process=inproc.Budget(count=300, seconds=0.5, runs=1),
+)
 
 
 @dataclass(frozen=True)
@@ -259,7 +271,9 @@ CASES = [
         "DCR_RATE_LIMIT=1/hour: every request refused",
     ),
 ]
-EXTRAS = ("redis-costs", "store-growth", "ratelimit-cost", "burst")
+EXTRAS = ("redis-costs", "store-growth", "ratelimit-cost", "burst", "hot-path", "registration-cpu")
+# The in-process extras (inproc.py): which of its cases each runs.
+IN_PROCESS = {"hot-path": inproc.LOOKUPS, "registration-cpu": inproc.REGISTRATION}
 # The burst: this many registrations sent at once, one connection each, to one uvicorn worker,
 # with the default Redis settings and with generous waits. What the defaults answer 503 beyond
 # what the patient server does is load shed by DCR_REDIS_POOL_TIMEOUT (and the connect and
@@ -292,41 +306,47 @@ TARGETS = [
         "noise floor (A/A): bare / identical bare, uvicorn 1w",
         "pt-bare-asgi-uv-aa",
         "pt-bare-asgi-uv",
-        0.97,
+        0.98,
     ),
-    ("pass-through ASGI, uvicorn 1w: dcr / bare", "pt-dcr-asgi-uv", "pt-bare-asgi-uv", 0.97),
-    ("pass-through ASGI, gunicorn 2w: dcr / bare", "pt-dcr-asgi-gu", "pt-bare-asgi-gu", 0.97),
-    ("pass-through WSGI, gunicorn gthread: dcr / bare", "pt-dcr-wsgi-gt", "pt-bare-wsgi-gt", 0.97),
-    ("pass-through WSGI, gunicorn sync: dcr / bare", "pt-dcr-wsgi-sync", "pt-bare-wsgi-sync", 0.97),
+    ("pass-through ASGI, uvicorn 1w: dcr / bare", "pt-dcr-asgi-uv", "pt-bare-asgi-uv", 0.98),
+    ("pass-through ASGI, gunicorn 2w: dcr / bare", "pt-dcr-asgi-gu", "pt-bare-asgi-gu", 0.98),
+    ("pass-through WSGI, gunicorn gthread: dcr / bare", "pt-dcr-wsgi-gt", "pt-bare-wsgi-gt", 0.98),
+    ("pass-through WSGI, gunicorn sync: dcr / bare", "pt-dcr-wsgi-sync", "pt-bare-wsgi-sync", 0.98),
     (
         "registration, uvicorn 1w: dcr conf / MCP SDK+Redis",
         "reg-asgi-uv-conf",
         "anchor-mcp-redis",
-        1.0,
+        1.5,
     ),
     (
         "registration, gunicorn 2w sync: dcr WSGI conf / Authlib+Flask",
         "reg-wsgi-sync-conf",
         "anchor-authlib-flask",
-        2.5,
+        1.3,
     ),
     (
-        "registration, uvicorn 1w: dcr conf / minimal Starlette",
-        "reg-asgi-uv-conf",
-        "anchor-min-starlette",
-        0.9,
-    ),
-    (
-        "(extra) registration, uvicorn 1w: dcr conf / minimal pure ASGI",
+        "registration, uvicorn 1w: dcr conf / minimal pure ASGI",
         "reg-asgi-uv-conf",
         "anchor-min-asgi",
-        0.9,
+        1.0,
+    ),
+    (
+        "(extra) registration, uvicorn 1w: dcr conf / minimal Starlette",
+        "reg-asgi-uv-conf",
+        "anchor-min-starlette",
+        1.0,
     ),
     (
         "(extra) registration, uvicorn 1w: dcr public / MCP SDK+Redis",
         "reg-asgi-uv-public",
         "anchor-mcp-redis",
-        1.0,
+        1.5,
+    ),
+    (
+        "(extra) registration: dcr WSGI gunicorn 2w gthread / Authlib+Flask gunicorn 2w sync",
+        "reg-wsgi-gt-conf",
+        "anchor-authlib-flask",
+        1.3,
     ),
 ]
 
@@ -819,6 +839,28 @@ def ratelimit_cost(redis_server: RedisServer, seconds: float) -> dict[str, Any]:
     return out
 
 
+def in_process(
+    redis_server: RedisServer, names: list[str], budget: inproc.Budget
+) -> dict[str, Any]:
+    """CPU per call of ``inproc.py``'s cases against the run's Redis (database 3), with this
+    process and redis-server on one CPU: a round trip between two CPUs cost this two-core VM
+    about 35 us more client CPU, and which one it got changed from run to run."""
+    assert redis_server.process is not None
+    pids = (0, redis_server.process.pid)
+    saved = [os.sched_getaffinity(pid) for pid in pids]
+    cpu = min(saved[0])
+    try:
+        for pid in pids:
+            os.sched_setaffinity(pid, {cpu})
+        log(f"in process, on CPU {cpu}: {', '.join(names)}")
+        return inproc.run_all(redis_server.url(3), budget, names)
+    except (ImportError, AttributeError, TypeError, RuntimeError) as exc:
+        return {"unavailable": f"{type(exc).__name__}: {exc}"}
+    finally:
+        for pid, cpus in zip(pids, saved, strict=True):
+            os.sched_setaffinity(pid, cpus)
+
+
 def burst(server: Server, count: int) -> dict[str, Any]:
     """``count`` registrations at once on a cold worker: statuses, p50 and p99 latency."""
     result = run_burst(server.url, "/register", BODY_CONF, count)
@@ -999,6 +1041,14 @@ def render(report: dict[str, Any]) -> str:
                     f"{row['client_cpu_us_per_call']:.0f} us/call  redis CPU "
                     f"{row['redis_cpu_us_per_call']:.1f} us/call"
                 )
+    for extra in IN_PROCESS:
+        rows = report.get(extra.replace("-", "_"))
+        if rows:
+            out += ["", f"In process ({extra}; inproc.py, client CPU per call, medians of runs):"]
+            if "unavailable" in rows:
+                out.append(f"unavailable: {rows['unavailable']}")
+            else:
+                out += inproc.render(rows)
     out += [
         "",
         "Targets (ratio of median req/s from this run; the per-round paired median and the "
@@ -1083,6 +1133,7 @@ def main() -> int:
             mode.batch,
             mode.sizes,
             mode.micro_seconds,
+            mode.in_process,
         )
     tool = "wrk" if have_wrk() and not args.python_load else "pyload"
     if tool == "pyload":
@@ -1140,6 +1191,10 @@ def main() -> int:
                         report["burst"][label] = row
             if "ratelimit-cost" in extras:
                 report["ratelimit_cost"] = ratelimit_cost(redis_server, mode.micro_seconds)
+            for extra, names in IN_PROCESS.items():
+                if extra in extras:
+                    key = extra.replace("-", "_")
+                    report[key] = in_process(redis_server, list(names), mode.in_process)
         finally:
             redis_server.stop()
     report["ratios"] = ratios(report["cases"], report.get("redis_costs", {}))
@@ -1162,6 +1217,9 @@ def main() -> int:
     for label, row in report.get("burst", {}).items():
         if "broken" in row:
             broken.append(f"burst ({label})")
+    for extra in IN_PROCESS:
+        if "unavailable" in report.get(extra.replace("-", "_"), {}):
+            broken.append(extra)
     if "unavailable" in report.get("ratelimit_cost", {}):
         log(f"ratelimit-cost unavailable: {report['ratelimit_cost']['unavailable']}")
     if broken:

@@ -136,14 +136,36 @@ class DCRWSGIMiddleware:
         return _respond(run(flow, execute), environ, start_response)
 
 
+# WebOb's names for the environ keys that are not HTTP_<NAME> (webob.headers.key2header),
+# lower-cased.
+_NAMES = {
+    "CONTENT_TYPE": "content-type",
+    "CONTENT_LENGTH": "content-length",
+    "HTTP_CONTENT_TYPE": "content_type",
+    "HTTP_CONTENT_LENGTH": "content_length",
+}
+
+
 def _head(environ: WSGIEnvironment) -> RequestHead:
-    request = webob.Request(environ)
+    # What webob.Request(environ) gives (its headers, method, remote_addr, scheme and host), read
+    # straight from the environ: building the Request was 4% of a registration.
+    headers: dict[str, str] = {}
+    for key, value in environ.items():
+        name = _NAMES.get(key)
+        if name is None:
+            if not key.startswith("HTTP_") or key == "HTTP_":
+                continue
+            name = key[5:].replace("_", "-").title().lower()
+        headers[name] = value
+    host = environ.get("HTTP_HOST")
+    if host is None:
+        host = "{SERVER_NAME}:{SERVER_PORT}".format_map(environ)
     return RequestHead(
-        method=request.method,
-        headers={name.lower(): value for name, value in request.headers.items()},
-        peer=request.remote_addr,
-        scheme=request.scheme,
-        host=request.host,
+        method=environ.get("REQUEST_METHOD", "GET"),
+        headers=headers,
+        peer=environ.get("REMOTE_ADDR"),
+        scheme=environ["wsgi.url_scheme"],
+        host=host,
     )
 
 

@@ -59,4 +59,5 @@ def _app(provider: Any) -> Starlette:
 
 
 app_memory = _app(MemoryProvider())
-app_redis = _app(RedisProvider(os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")))
+REDIS_PROVIDER = RedisProvider(os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0"))
+app_redis = _app(REDIS_PROVIDER)

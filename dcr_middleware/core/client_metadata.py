@@ -20,6 +20,7 @@ from joserfc.errors import JoseError
 
 from . import _uris, oidc
 from . import grant_types as _flows
+from ._metadata_plan import plan_for
 from ._values import fail as _fail
 from ._values import redirect_uri_list
 from ._values import shown as _shown
@@ -44,8 +45,12 @@ def validate_client_metadata(raw: dict[str, Any], settings: Settings) -> dict[st
     """Validate a registration request object; return the metadata to register.
 
     Raises :class:`InvalidRedirectURIError` or :class:`InvalidClientMetadataError` naming the
-    offending field.
+    offending field. The common request is checked by a plan compiled from the settings
+    (:mod:`._metadata_plan`: the same rules, the same answer); every other one here.
     """
+    accepted = plan_for(settings).accept(raw)
+    if accepted is not None:
+        return accepted
     claims = ClientMetadata(raw, settings)
     claims.validate()
     return claims.registered()

@@ -3,11 +3,11 @@ replies.
 
 Theory of operation. :class:`RedisOperations` has one method per operation of
 :mod:`dcr_middleware.core.ops`, with the operation's name and arguments. Each is a generator:
-it yields *commands* (:class:`Call`, :class:`Eval`, :class:`Pipeline`, :class:`Scan`), receives
-their replies and returns the operation's result. It does no I/O: the blocking and the asyncio
-backend of :mod:`.redis` execute the commands, each with a loop of a few lines, so the
-sequences of several commands (a registration in steps on a cluster, the replicated
-registration with ``WAIT``, the wider bucket on a cluster, the scans) are written once.
+it yields *commands* (:class:`Call`, :class:`Raw`, :class:`Eval`, :class:`Pipeline`,
+:class:`Scan`), receives their replies and returns the operation's result. It does no I/O: the
+blocking and the asyncio backend of :mod:`.redis` execute the commands, so the sequences of
+several commands (a registration in steps on a cluster, the replicated registration with
+``WAIT``, the wider bucket on a cluster, the scans) are written once.
 
 Each command is yielded through :func:`ask`: a Redis exception comes back out of the ``yield``
 as :class:`~dcr_middleware.core.errors.StorageError` (logged once, by :func:`storage_error`),
@@ -92,8 +92,21 @@ class Call:
 
 
 @dataclass(frozen=True, slots=True)
+class Raw:
+    """One Redis command as sent on the wire (``("GET", key)``), whose reply needs no parsing:
+    a backend of one Redis sends it straight on a pooled connection (see :mod:`.redis`)."""
+
+    words: tuple[Any, ...]
+
+    def send(self, client: Any) -> Any:
+        """Issue the command through the client (a cluster routes it by its key)."""
+        return client.execute_command(*self.words)
+
+
+@dataclass(frozen=True, slots=True)
 class Eval:
-    """One Lua script, by its SHA (redis-py's ``Script`` loads it again after ``NOSCRIPT``)."""
+    """One Lua script through redis-py's ``Script`` (on a cluster, which routes it by its keys;
+    the ``Script`` loads it again after ``NOSCRIPT``)."""
 
     script: Any  # the Script that the backend's client registered
     keys: Sequence[str]
@@ -131,7 +144,7 @@ class Scan:
         return client.scan_iter(match=self.match, count=self.count)
 
 
-Command = Call | Eval | Pipeline | Scan
+Command = Call | Raw | Eval | Pipeline | Scan
 
 
 def storage_error(exc: Exception) -> StorageError:
@@ -240,6 +253,23 @@ class RedisOperations:
         self.replace_script = script(REPLACE_SCRIPT)
         self.release_script = script(RELEASE_SCRIPT)
 
+    def _script(self, script: Any, keys: list[str], args: Sequence[str | int] = ()) -> Flow[Any]:
+        """Run a registered script: ``EVALSHA``, and after ``NOSCRIPT`` (a restarted or flushed
+        Redis) ``SCRIPT LOAD`` and ``EVALSHA`` again, as redis-py's ``Script`` does; on a
+        cluster through the ``Script``, which routes it."""
+        if not self.one_node:
+            return (yield from ask(Eval(script, keys, args)))
+        evalsha = Raw(("EVALSHA", script.sha, len(keys), *keys, *args))
+        try:
+            return (yield from ask(evalsha))
+        except NoScriptError:
+            pass
+        yield from ask(Raw(("SCRIPT", "LOAD", script.script)))
+        try:
+            return (yield from ask(evalsha))
+        except NoScriptError as exc:  # flushed again in between
+            raise storage_error(exc) from exc
+
     def flow(self, op: Op[Any]) -> Flow[Any]:
         """The commands of ``op``; the flow returns the operation's result."""
         flow: Flow[Any] = getattr(self, op.method)(*op.args())
@@ -251,20 +281,20 @@ class RedisOperations:
     def create(self, client_id: str, record: str, idle_ttl_ms: int = 0) -> Flow[bool]:
         """Store ``record`` unless ``client_id`` holds a different one (one EVALSHA)."""
         keys = [client_key(self.prefix, client_id)]
-        return bool((yield from ask(Eval(self.create_script, keys, [record, idle_ttl_ms]))))
+        return bool((yield from self._script(self.create_script, keys, [record, idle_ttl_ms])))
 
     def get(self, client_id: str) -> Flow[str | None]:
         """The stored record, or ``None`` (one GET)."""
-        return _string((yield from ask(Call("get", (client_key(self.prefix, client_id),)))))
+        return _string((yield from ask(Raw(("GET", client_key(self.prefix, client_id))))))
 
     def lookup(self, client_id: str, lifetime: Lifetime) -> Flow[str | None]:
         """The stored record, noting the use at most once per refresh interval (one EVALSHA)."""
         keys, args = self._client_keys(client_id), [lifetime.idle_ttl_ms, lifetime.refresh_ms]
-        return _string((yield from ask(Eval(self.lookup_script, keys, args))))
+        return _string((yield from self._script(self.lookup_script, keys, args)))
 
     def read(self, client_id: str) -> Flow[tuple[str | None, int | None]]:
         """The record and its last noted use, without noting one (one MGET, one slot)."""
-        record, used = yield from ask(Call("mget", (self._client_keys(client_id),)))
+        record, used = yield from ask(Raw(("MGET", *self._client_keys(client_id))))
         return _string(record), _used(used)
 
     def replace(
@@ -272,12 +302,16 @@ class RedisOperations:
     ) -> Flow[bool]:
         """Compare-and-set one record (``None`` deletes it); one EVALSHA."""
         args: list[str | int] = [expected, record or "", idle_ttl_ms]
-        return bool((yield from ask(Eval(self.replace_script, self._client_keys(client_id), args))))
+        return bool(
+            (yield from self._script(self.replace_script, self._client_keys(client_id), args))
+        )
 
     def purge(self, client_id: str, record: str, used: int | None) -> Flow[bool]:
         """Delete an idle client if neither its record nor its last use changed since read."""
         args: list[str | int] = [record, "" if used is None else used]
-        return bool((yield from ask(Eval(self.purge_script, self._client_keys(client_id), args))))
+        return bool(
+            (yield from self._script(self.purge_script, self._client_keys(client_id), args))
+        )
 
     def register(self, attempt: Attempt) -> Flow[Attempted]:
         """Decide and store one registration: one EVALSHA (with WAIT under Sentinel), or
@@ -288,7 +322,7 @@ class RedisOperations:
         if self.wait_replicas:
             reply = yield from self._register_replicated(keys, args)
         else:
-            reply = yield from ask(Eval(self.register_script, keys, args))
+            reply = yield from self._script(self.register_script, keys, args)
         return attempted_from_reply(reply, attempt.limits)
 
     def _register_replicated(self, keys: list[str], args: list[str | int]) -> Flow[Any]:
@@ -340,7 +374,7 @@ class RedisOperations:
     def _refund(self, attempt: Attempt) -> Flow[None]:
         if attempt.token:
             keys = [token_key(self.prefix, attempt.token)]
-            yield from ask(Eval(self.token_refund_script, keys))
+            yield from self._script(self.token_refund_script, keys)
 
     def hit(self, bucket: str, limits: tuple[Limit, ...]) -> Flow[RateDecision]:
         """Charge one request to ``bucket`` if every limit allows it (one EVALSHA; on a cluster
@@ -354,16 +388,18 @@ class RedisOperations:
             other = yield from self.hit(wide, detached(wide_limits))
             return combine(own, attached(other, wide))
         keys = rate_keys(self.prefix, bucket, limits)
-        reply = yield from ask(Eval(self.ratelimit_script, keys, script_args(limits, now_ms())))
+        reply = yield from self._script(self.ratelimit_script, keys, script_args(limits, now_ms()))
         return decision_from_reply(reply, limits)
 
     def reserve(self, cap: int) -> Flow[bool]:
         """Take one place under the client cap (one EVALSHA)."""
-        return bool((yield from ask(Eval(self.reserve_script, [counter_key(self.prefix)], [cap]))))
+        return bool(
+            (yield from self._script(self.reserve_script, [counter_key(self.prefix)], [cap]))
+        )
 
     def release(self) -> Flow[None]:
         """Give back a place (a create failed, a client was deleted); never below zero."""
-        yield from ask(Eval(self.release_script, [counter_key(self.prefix)]))
+        yield from self._script(self.release_script, [counter_key(self.prefix)])
 
     def token_get(self, digest: str) -> Flow[dict[str, str] | None]:
         """A minted token's fields, or ``None`` (one HGETALL)."""
@@ -373,7 +409,7 @@ class RedisOperations:
     def token_use(self, digest: str) -> Flow[bool]:
         """Take one use of a minted token atomically (one EVALSHA)."""
         keys = [token_key(self.prefix, digest)]
-        return bool((yield from ask(Eval(self.token_use_script, keys))))
+        return bool((yield from self._script(self.token_use_script, keys)))
 
     def token_put(self, digest: str, fields: dict[str, str], expires_at: int) -> Flow[None]:
         """Store a minted token, expiring with its key (one MULTI/EXEC)."""
