@@ -28,6 +28,7 @@ from typing import Any
 from ._extras import install_hint
 from .core.fetching import Fetched, FetchPolicy, FetchRefused, Reply, Request, Resolve
 from .core.fetching import fetch_json as fetch_flow
+from .core.ops import Flow
 from .drivers import arun, run
 
 try:
@@ -96,12 +97,21 @@ def _check_server_name(response: httpx.Response, host: str) -> None:
         raise FetchRefused("tls", "the certificate was not checked for the URL's host")
 
 
-def _reply(response: httpx.Response, body: bytearray, limit: int) -> Reply:
+def _body(response: httpx.Response, op: Request) -> bytearray:
+    """The buffer of a response's body, once its TLS server name is checked (before any byte
+    of it is read)."""
+    _check_server_name(response, op.host)
+    return bytearray()
+
+
+def _reply(response: httpx.Response, body: bytearray, op: Request) -> Reply:
+    limit = op.policy.max_bytes + 1
     headers = dict(response.headers.items())  # lower-case names, repeated fields joined
     return Reply(response.status_code, headers, bytes(body[:limit]))
 
 
-def _send(op: Request, deadline: float) -> tuple[str, dict[str, Any]]:
+def _send(op: Request, deadline: float) -> tuple[str, dict[str, Any], int]:
+    """The URL to connect to, the request options and how many body bytes to read at most."""
     left = _left(deadline)
     options: dict[str, Any] = {
         "headers": {**_HEADERS, "Host": op.host_header},
@@ -109,7 +119,7 @@ def _send(op: Request, deadline: float) -> tuple[str, dict[str, Any]]:
         "extensions": {"sni_hostname": op.host},
         "timeout": httpx.Timeout(left, connect=min(op.policy.connect_timeout, left)),
     }
-    return op.connect_url, options
+    return op.connect_url, options, op.policy.max_bytes + 1
 
 
 def _resolve(op: Resolve, deadline: float) -> list[str]:
@@ -128,17 +138,15 @@ def _resolve(op: Resolve, deadline: float) -> list[str]:
 
 
 def _request(client: httpx.Client, op: Request, deadline: float) -> Reply:
-    limit = op.policy.max_bytes + 1
-    url, options = _send(op, deadline)
+    url, options, limit = _send(op, deadline)
     with client.stream("GET", url, **options) as response:
-        _check_server_name(response, op.host)
-        body = bytearray()
+        body = _body(response, op)
         for chunk in response.iter_raw():
             body += chunk
             if len(body) >= limit:
                 break  # leaving the block closes the connection: the rest is never read
             _left(deadline)
-        return _reply(response, body, limit)
+        return _reply(response, body, op)
 
 
 async def _aresolve(op: Resolve, deadline: float) -> list[str]:
@@ -149,51 +157,52 @@ async def _aresolve(op: Resolve, deadline: float) -> list[str]:
 
 
 async def _arequest(client: httpx.AsyncClient, op: Request, deadline: float) -> Reply:
-    limit = op.policy.max_bytes + 1
-    url, options = _send(op, deadline)
+    url, options, limit = _send(op, deadline)
     async with asyncio.timeout(_left(deadline)), client.stream("GET", url, **options) as response:
-        _check_server_name(response, op.host)
-        body = bytearray()
+        body = _body(response, op)
         async for chunk in response.aiter_raw():
             body += chunk
             if len(body) >= limit:
                 break
-        return _reply(response, body, limit)
+        return _reply(response, body, op)
+
+
+def _begin(url: str, policy: FetchPolicy | None) -> tuple[FetchPolicy, float, Flow[Fetched]]:
+    policy = policy or FetchPolicy()
+    return policy, time.monotonic() + policy.total_timeout, fetch_flow(url, policy, time.time())
 
 
 def fetch_json(url: str, policy: FetchPolicy | None = None) -> Fetched:
     """GET the JSON object at ``url`` under ``policy`` (the defaults when ``None``), blocking.
 
-    Raises :class:`~dcr_middleware.core.fetching.FetchRefused` for every refusal or failure."""
-    policy = policy or FetchPolicy()
-    deadline = time.monotonic() + policy.total_timeout
-    with httpx.Client(**_client_options(policy)) as client:
+    Raises :class:`~dcr_middleware.core.fetching.FetchRefused` for every refusal or failure: an
+    error of the resolver, the socket or the HTTP client raised while the flow waited for it goes
+    through the flow (which does not catch it) and is turned into the refusal it stands for."""
+    policy, deadline, flow = _begin(url, policy)
+    try:
+        with httpx.Client(**_client_options(policy)) as client:
 
-        def execute(op: Resolve | Request) -> Any:
-            try:
+            def execute(op: Resolve | Request) -> Any:
                 if isinstance(op, Resolve):
                     return _resolve(op, deadline)
                 return _request(client, op, deadline)
-            except _FAILURES as exc:
-                raise _refusal(exc) from None
 
-        return run(fetch_flow(url, policy, time.time()), execute)
+            return run(flow, execute)
+    except _FAILURES as exc:
+        raise _refusal(exc) from None
 
 
 async def afetch_json(url: str, policy: FetchPolicy | None = None) -> Fetched:
-    """GET the JSON object at ``url`` under ``policy`` (the defaults when ``None``), on asyncio.
+    """:func:`fetch_json` on asyncio."""
+    policy, deadline, flow = _begin(url, policy)
+    try:
+        async with httpx.AsyncClient(**_client_options(policy)) as client:
 
-    Raises :class:`~dcr_middleware.core.fetching.FetchRefused` for every refusal or failure."""
-    policy = policy or FetchPolicy()
-    deadline = time.monotonic() + policy.total_timeout
-    async with httpx.AsyncClient(**_client_options(policy)) as client:
-
-        async def execute(op: Resolve | Request) -> Any:
-            try:
+            async def execute(op: Resolve | Request) -> Any:
                 if isinstance(op, Resolve):
                     return await _aresolve(op, deadline)
                 return await _arequest(client, op, deadline)
-            except _FAILURES as exc:
-                raise _refusal(exc) from None
 
-        return await arun(fetch_flow(url, policy, time.time()), execute)
+            return await arun(flow, execute)
+    except _FAILURES as exc:
+        raise _refusal(exc) from None
