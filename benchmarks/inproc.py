@@ -53,6 +53,17 @@ RATE_LIMIT = "1000000/second"  # checked on every registration, never refuses
 IDLE_TTL = "30d"  # lookups note uses (lookup.lua), as with DCR_CLIENT_IDLE_TTL on
 SECRET = "s" * 43
 CLIENT_ID = "inprocBenchClient0000w"
+# A Client ID Metadata Document client (DCR_CIMD): its document is fetched once, by a stand-in
+# fetcher (no HTTPS server needed), then every lookup is a cache hit.
+DOCUMENT_URL = "https://client.example/oauth/metadata.json"
+DOCUMENT = {
+    "client_id": DOCUMENT_URL,
+    "client_name": "bench document client",
+    "redirect_uris": ["https://client.example/callback"],
+    "grant_types": ["authorization_code", "refresh_token"],
+    "response_types": ["code"],
+    "token_endpoint_auth_method": "none",
+}
 WARMUP = 200
 
 Measure = Callable[["Budget", "cProfile.Profile | None"], tuple[float, float]]
@@ -301,6 +312,39 @@ def _lookup_settings(redis_url: str) -> Any:
     return _settings(redis_url, "inproc", DCR_CLIENT_IDLE_TTL=IDLE_TTL)
 
 
+def _document_settings(redis_url: str) -> Any:
+    # The fetch budgets off: every run begins with one miss, and runs follow each other fast.
+    return _settings(
+        redis_url,
+        "inproc",
+        DCR_CIMD="true",
+        DCR_CIMD_FETCH_RATE_LIMIT="off",
+        DCR_CIMD_FETCH_TOTAL_RATE_LIMIT="off",
+    )
+
+
+class _StandInFetcher:
+    """Answers the one ``Fetch`` of :data:`DOCUMENT_URL` (a cache miss), counting the calls: the
+    case checks that its loop was only cache hits."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def __call__(self, op: Any) -> Any:
+        from dcr_middleware.core.fetching import Fetched
+
+        self.calls += 1
+        return Fetched(op.url, dict(DOCUMENT), max_age=86400, fetched_at=time.time())
+
+    async def asynchronous(self, op: Any) -> Any:
+        return self(op)
+
+
+def _only_hits(fetcher: _StandInFetcher) -> None:
+    if fetcher.calls > 1:
+        raise RuntimeError(f"the document was fetched {fetcher.calls} times, not cached")
+
+
 def _key(settings: Any) -> str:
     from dcr_middleware.storage.base import client_key
 
@@ -312,6 +356,8 @@ def lookups_sync(redis_url: str, name: str) -> Measure:
     import redis
 
     from dcr_middleware import ClientStore
+    from dcr_middleware.core.cimd import document_key
+    from dcr_middleware.core.ops import DocumentDelete
 
     settings = _lookup_settings(redis_url)
     store = ClientStore(settings)
@@ -319,8 +365,18 @@ def lookups_sync(redis_url: str, name: str) -> Measure:
         store.create(_stored_client())
     raw = redis.Redis.from_url(redis_url)
     key = _key(settings)
+    fetcher = _StandInFetcher()
     call: Callable[[], object]
-    if name == "get-sync":
+    if name == "cimd-get-sync":
+        store.close()
+        store = ClientStore(_document_settings(redis_url))
+        store.fetcher = fetcher
+        store.backend.run(DocumentDelete(document_key(DOCUMENT_URL)))  # one miss, then hits
+
+        def call() -> object:
+            return store.get(DOCUMENT_URL) or _missing()
+
+    elif name == "get-sync":
 
         def call() -> object:
             return store.get(CLIENT_ID) or _missing()
@@ -341,6 +397,7 @@ def lookups_sync(redis_url: str, name: str) -> Measure:
         finally:
             store.close()
             raw.close()
+            _only_hits(fetcher)
 
     return measure
 
@@ -350,6 +407,8 @@ def lookups_async(redis_url: str, name: str) -> AsyncMeasure:
     import redis.asyncio
 
     from dcr_middleware import AsyncClientStore
+    from dcr_middleware.core.cimd import document_key
+    from dcr_middleware.core.ops import DocumentDelete
 
     settings = _lookup_settings(redis_url)
     key = _key(settings)
@@ -359,8 +418,18 @@ def lookups_async(redis_url: str, name: str) -> AsyncMeasure:
         raw = redis.asyncio.Redis.from_url(redis_url)
         if await store.get(CLIENT_ID) is None:
             await store.create(_stored_client())
+        fetcher = _StandInFetcher()
         call: Callable[[], Awaitable[object]]
-        if name == "get-async":
+        if name == "cimd-get-async":
+            await store.close()
+            store = AsyncClientStore(_document_settings(redis_url))
+            store.fetcher = fetcher.asynchronous
+            await store.backend.run(DocumentDelete(document_key(DOCUMENT_URL)))
+
+            async def call() -> object:
+                return await store.get(DOCUMENT_URL) or _missing()
+
+        elif name == "get-async":
 
             async def call() -> object:
                 return await store.get(CLIENT_ID) or _missing()
@@ -380,6 +449,7 @@ def lookups_async(redis_url: str, name: str) -> AsyncMeasure:
         finally:
             await store.close()
             await raw.aclose()
+            _only_hits(fetcher)
 
     return measure
 
@@ -402,6 +472,8 @@ LOOKUPS = (
     "get-async",
     "authenticate-async",
     "raw-get-async",
+    "cimd-get-sync",
+    "cimd-get-async",
 )
 CASES = REGISTRATION + LOOKUPS
 # Each case against its reference, CPU per call (reference / case), and the target.
@@ -410,6 +482,8 @@ RATIOS = (
     ("authenticate-sync", "raw-get-sync", 0.8),
     ("get-async", "raw-get-async", 0.8),
     ("authenticate-async", "raw-get-async", 0.8),
+    ("cimd-get-sync", "raw-get-sync", 0.8),
+    ("cimd-get-async", "raw-get-async", 0.8),
     ("register-asgi", "anchor-min-asgi", 1.0),
     ("register-asgi", "anchor-mcp-redis", 1.5),
     ("register-wsgi", "anchor-authlib-flask", 1.3),

@@ -20,9 +20,11 @@ connection back, under the connection's own retry policy. That is what redis-py'
 callbacks these replies do not need), which cost more CPU than the round trip itself
 (docs/performance.md). On the asyncio side the send and the read are bounded together by one
 ``asyncio.timeout(DCR_REDIS_TIMEOUT)`` instead of redis-py's ``asyncio.wait_for`` on the write
-(a task per command) and a second timeout on the read. redis-py's connections close themselves
-on any failure while sending or reading, so a connection never goes back to the pool half-written
-or half-read. Everything else (pipelines, scans, hash reads, Redis Cluster) goes through the
+(a task per command) and a second timeout on the read. A connection is closed on any failure
+while sending or reading, so it never goes back half-written or half-read. On one plain Redis a
+backend keeps up to half the pool's connections between commands (:class:`_Kept`) instead of
+giving each back after its command: the pool's checkout cost more CPU than the exchange.
+Everything else (pipelines, scans, hash reads, Redis Cluster) goes through the
 redis-py client.
 """
 
@@ -30,9 +32,14 @@ from __future__ import annotations
 
 import asyncio
 import codecs
-from collections.abc import Callable
+import contextlib
+import os
+import threading
+from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
+import redis.asyncio.sentinel
+import redis.sentinel
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -71,6 +78,69 @@ def _packer(pool: Any) -> Callable[[tuple[Any, ...]], bytes] | None:
     return pack_command if utf8 and strict else None
 
 
+_SENTINEL_POOLS = (
+    redis.sentinel.SentinelConnectionPool,
+    redis.asyncio.sentinel.SentinelConnectionPool,
+)
+
+
+class _Kept:
+    """The pool's connections a backend keeps checked out between its :class:`Raw` commands.
+
+    A connection comes back here, not to the pool, after its command: the next command takes it
+    at once, without the pool's checkout (locks, a timeout, and a read of the socket to see that
+    nothing is left in it: more CPU than the exchange itself). Nothing is ever left in a kept
+    connection: every failure while sending or reading closes the connection (redis-py's
+    connections do it themselves, ``_exchange`` between the two, the asyncio backend around the
+    whole exchange), and a closed connection reconnects on its next command. A socket the server
+    closed in between fails like any other connection error: reconnect and send again, once (the
+    connection's retry policy); the health check (a ``PING`` after 30 idle seconds) still runs
+    before a send.
+
+    The bound of the pool holds: kept connections count as in use, at most half the pool is kept
+    (redis-py's own commands, scans and pipelines, always find the rest), and none while a command
+    of this backend waits for the pool (a returning connection goes to the pool, where the waiter
+    gets it). After a fork the child keeps nothing of its parent's (redis-py's pool resets itself
+    the same way). Not used with Sentinel: its pool closes the connections to a former master when
+    they come back, and that check has to run.
+    """
+
+    def __init__(self, pool: Any) -> None:
+        size = pool.max_connections // 2 if pool is not None else 0
+        self.size = 0 if isinstance(pool, _SENTINEL_POOLS) else size
+        self.idle: list[Any] = []
+        self.waiting = 0
+        self.pid = os.getpid()
+        self.lock = threading.Lock()
+
+    def take(self) -> Any:
+        """A kept connection; or ``None``, and the caller counts as waiting for the pool until it
+        leaves :meth:`waiting`."""
+        with self.lock:
+            if self.pid != os.getpid():
+                self.idle, self.pid = [], os.getpid()
+            if self.idle:
+                return self.idle.pop()
+            self.waiting += 1
+            return None
+
+    @contextlib.contextmanager
+    def waiting_for_pool(self) -> Iterator[None]:
+        try:
+            yield
+        finally:
+            with self.lock:
+                self.waiting -= 1
+
+    def keep(self, connection: Any) -> bool:
+        """Keep a connection after its command; ``False``: the caller gives it to the pool."""
+        with self.lock:
+            if self.waiting or len(self.idle) >= self.size or self.pid != os.getpid():
+                return False
+            self.idle.append(connection)
+            return True
+
+
 def _send(connection: Any, words: tuple[Any, ...], pack: Any) -> Any:
     if pack is None:
         return connection.send_command(*words)
@@ -78,8 +148,14 @@ def _send(connection: Any, words: tuple[Any, ...], pack: Any) -> Any:
 
 
 def _exchange(connection: Any, words: tuple[Any, ...], pack: Any) -> Any:
-    _send(connection, words, pack)
-    return connection.read_response()
+    try:
+        _send(connection, words, pack)
+        return connection.read_response()
+    except ResponseError:
+        raise  # an error reply, read whole: the connection stays usable
+    except BaseException:
+        connection.disconnect()  # say, a signal between the two: never keep a reply unread
+        raise
 
 
 class _Redis:
@@ -92,6 +168,7 @@ class _Redis:
         self.pool = _direct_pool(client, self.ops)
         self.pack = _packer(self.pool)
         self.timeout = settings.redis_timeout
+        self.kept = _Kept(self.pool)
 
 
 @shorthands
@@ -109,24 +186,26 @@ class RedisBackend(_Redis):
         return result
 
     def _send(self, command: Command) -> Any:
-        if self.pool is not None and type(command) is Raw:
-            return self._execute(command.words)
-        reply = command.send(self.client)
-        return list(reply) if isinstance(command, Scan) else reply
-
-    def _execute(self, words: tuple[Any, ...]) -> Any:
-        # The socket timeouts (DCR_REDIS_TIMEOUT) bound the send and the read.
-        connection = self.pool.get_connection()
+        if self.pool is None or type(command) is not Raw:
+            reply = command.send(self.client)
+            return list(reply) if isinstance(command, Scan) else reply
+        # A Raw command, straight to a connection; the socket timeouts (DCR_REDIS_TIMEOUT) bound
+        # the send and the read.
+        connection = self.kept.take()
+        if connection is None:
+            with self.kept.waiting_for_pool():
+                connection = self.pool.get_connection()
         try:
             return connection.retry.call_with_retry(
-                lambda: _exchange(connection, words, self.pack),
+                lambda: _exchange(connection, command.words, self.pack),
                 lambda error: connection.disconnect(),
             )
         finally:
-            self.pool.release(connection)
+            if not self.kept.keep(connection):
+                self.pool.release(connection)
 
     def close(self) -> None:
-        """Close the connection pool."""
+        """Close the connection pool (the kept connections too: the pool counts them in use)."""
         self.client.close()
 
 
@@ -145,21 +224,23 @@ class AsyncRedisBackend(_Redis):
         return result
 
     async def _send(self, command: Command) -> Any:
-        if self.pool is not None and type(command) is Raw:
-            return await self._execute(command.words)
-        reply = command.send(self.client)
-        return [key async for key in reply] if isinstance(command, Scan) else await reply
-
-    async def _execute(self, words: tuple[Any, ...]) -> Any:
         pool = self.pool
-        connection = await pool.get_connection()  # connected, under its socket timeouts
+        if pool is None or type(command) is not Raw:
+            reply = command.send(self.client)
+            return [key async for key in reply] if isinstance(command, Scan) else await reply
+        # A Raw command, straight to a connection.
+        connection = self.kept.take()
+        if connection is None:
+            with self.kept.waiting_for_pool():
+                connection = await pool.get_connection()  # connected, under its socket timeouts
         # One asyncio.timeout bounds the exchange (a reconnect after a connection error too):
         # with a socket timeout, redis-py would also wrap the write in asyncio.wait_for (a task
         # per command). Set back before the connection goes back to the pool.
         socket_timeout, connection.socket_timeout = connection.socket_timeout, None
         try:
             return await connection.retry.call_with_retry(
-                lambda: self._bounded(connection, words), lambda error: connection.disconnect()
+                lambda: self._bounded(connection, command.words),
+                lambda error: connection.disconnect(),
             )
         except ResponseError:
             raise  # an error reply, read whole: the connection stays usable
@@ -170,7 +251,8 @@ class AsyncRedisBackend(_Redis):
             raise
         finally:
             connection.socket_timeout = socket_timeout
-            await pool.release(connection)
+            if not self.kept.keep(connection):
+                await pool.release(connection)
 
     async def _bounded(self, connection: Any, words: tuple[Any, ...]) -> Any:
         async with asyncio.timeout(self.timeout):
@@ -178,5 +260,5 @@ class AsyncRedisBackend(_Redis):
             return await connection.read_response()
 
     async def close(self) -> None:
-        """Close the connection pool."""
+        """Close the connection pool (the kept connections too)."""
         await self.client.aclose()

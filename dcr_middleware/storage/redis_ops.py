@@ -453,8 +453,7 @@ class RedisOperations:
 
     def document_get(self, key: str) -> Flow[str | None]:
         """A cached document entry, or ``None`` (one GET)."""
-        value = yield from ask(Call("get", (document_key(self.prefix, key),)))
-        return None if value is None else str(value)
+        return _string((yield from ask(Raw(("GET", document_key(self.prefix, key))))))
 
     def document_put(self, key: str, entry: str, ttl_ms: int) -> Flow[None]:
         """Cache a document entry for ``ttl_ms`` (one SET PX)."""
