@@ -6,6 +6,7 @@ The flow that applies them in order is :func:`dcr_middleware.core.fetching.fetch
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -102,9 +103,14 @@ def check_fetch_url(url: str) -> Target:
     return Target(url, host, parts.port or 443)
 
 
+@functools.lru_cache(maxsize=1024)
 def check_client_id_url(url: str) -> Target:
     """Check a Client ID Metadata Document URL: :func:`check_fetch_url`, and a path with no dot
-    segment."""
+    segment.
+
+    Every lookup of a URL client id runs it (an authorization server looks up the same few
+    clients again and again): the last 1,024 URLs that passed are remembered. A pure function
+    of the URL; a refusal is not remembered (it raises), the result is immutable."""
     target = check_fetch_url(url)
     path = urlsplit(url).path
     # draft-ietf-oauth-client-id-metadata-document, Client Identifier URL: it "MUST contain a

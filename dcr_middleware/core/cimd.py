@@ -110,8 +110,12 @@ def charge_fetch(host: str, per_host: tuple[Limit, ...], total: tuple[Limit, ...
             raise FetchRefused("busy", f"the fetch budget of {bucket} is spent")
 
 
-def resolve_document(url: str) -> Flow[RegisteredClient | None]:
-    """Ask the store for the client of the document at ``url``: a flow step."""
+def resolve_document(url: str, documents: Documents) -> Flow[RegisteredClient | None]:
+    """The client of the document at ``url``: from a fresh cache entry, or else asked of the
+    store (:class:`ResolveDocument`, the fetch). A flow step."""
+    found = yield from cached(url, documents.observer, time.time())
+    if not isinstance(found, _Miss):
+        return found
     client: RegisteredClient | None = yield ResolveDocument(url)
     return client
 
@@ -160,24 +164,66 @@ def read_entry(raw: str | None) -> dict[str, Any] | None:
     return entry if isinstance(entry, dict) and entry.get("v") == ENTRY_VERSION else None
 
 
+class _Miss:
+    """No fresh cache entry: the document has to be fetched."""
+
+
+MISS = _Miss()
+
+
+def cached(url: str, observer: Observer, now: float) -> Flow[RegisteredClient | _Miss | None]:
+    """What the cache says of the document at ``url`` without a fetch: the client of a fresh
+    entry (a hit), ``None`` for a URL the rules refuse or a cached refusal, :data:`MISS` when
+    the document has to be fetched. One storage operation (a ``GET``), none for a refused URL.
+
+    A lookup runs this first, outside the store's single flight (a hit costs no more than a
+    registered client's lookup); on a miss the store runs :func:`resolve` once for all the
+    concurrent lookups of the URL, which reads the entry again (another lookup may have just
+    written it)."""
+    found = yield from _read(url, observer)
+    if found is None or isinstance(found, _Miss):
+        return found
+    return _fresh_answer(url, found, observer, now)
+
+
+def _read(url: str, observer: Observer) -> Flow[dict[str, Any] | _Miss | None]:
+    # The cached entry of a URL that passes the rules (None: refused, an event; MISS: none).
+    try:
+        check_client_id_url(url)
+    except FetchRefused as exc:
+        observer.emit(DocumentRefused.of(url, exc.reason, cached=False))
+        return None
+    entry = read_entry((yield from ask(DocumentGet(document_key(url)))))
+    return MISS if entry is None else entry
+
+
+def _fresh_answer(
+    url: str, entry: dict[str, Any], observer: Observer, now: float
+) -> RegisteredClient | _Miss | None:
+    if now >= entry["expires_at"]:
+        return MISS
+    if "refused" in entry:
+        observer.emit(DocumentRefused.of(url, entry["refused"], cached=True))
+        return None
+    observer.emit(DocumentResolved.of(url, "hit"))
+    return _client(url, entry)
+
+
 def resolve(
     url: str, policy: DocumentPolicy, observer: Observer, now: float
 ) -> Flow[RegisteredClient | None]:
     """The client described by the document at ``url``, or ``None`` (a refusal: the caller
     answers ``invalid_client``). ``now`` is the wall clock, in seconds."""
-    try:
-        target = check_client_id_url(url)
-    except FetchRefused as exc:
-        observer.emit(DocumentRefused.of(url, exc.reason, cached=False))
+    found = yield from _read(url, observer)
+    if found is None:
         return None
+    cached = None if isinstance(found, _Miss) else found
+    if cached is not None:
+        answer = _fresh_answer(url, cached, observer, now)
+        if not isinstance(answer, _Miss):
+            return answer
+    target = check_client_id_url(url)  # passed in _read (remembered: see its cache)
     key = document_key(url)
-    cached = read_entry((yield from ask(DocumentGet(key))))
-    if cached is not None and now < cached["expires_at"]:
-        if "refused" in cached:
-            observer.emit(DocumentRefused.of(url, cached["refused"], cached=True))
-            return None
-        observer.emit(DocumentResolved.of(url, "hit"))
-        return _client(url, cached)
     stale = cached if cached is not None and "metadata" in cached else None
     try:
         yield from charge_fetch(target.host, policy.per_host, policy.total)

@@ -62,7 +62,7 @@ def get(
     """The registered client (noting a use), or ``None``. With ``documents`` (``DCR_CIMD``),
     an HTTPS-URL client id is resolved from its Client ID Metadata Document."""
     if documents is not None and is_document_url(client_id):
-        return (yield from resolve_document(client_id))
+        return (yield from resolve_document(client_id, documents))
     loaded = yield from load(client_id, lifetime)
     return None if loaded is None else loaded[0]
 

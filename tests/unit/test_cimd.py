@@ -9,10 +9,11 @@ from typing import Any
 import pytest
 
 from dcr_middleware import Settings
-from dcr_middleware.core import cimd
+from dcr_middleware.core import cimd, client_flows
+from dcr_middleware.core._fetch_rules import check_client_id_url
 from dcr_middleware.core.events import DocumentRefused, DocumentResolved, Event, Observer
 from dcr_middleware.core.fetching import Fetched, FetchPolicy, FetchRefused
-from dcr_middleware.core.ops import Hit
+from dcr_middleware.core.ops import Hit, Lifetime
 from dcr_middleware.drivers import run
 from dcr_middleware.storage.memory import MemoryBackend
 
@@ -172,3 +173,56 @@ def test_cimd_policy_from_settings() -> None:
         cache_min=300,
         cache_max=86_400,
     )
+
+
+def _lookup(fake: Fake, documents: cimd.Documents) -> Any:
+    # A store's lookup of URL: the flow of client_flows.get, answering ResolveDocument (the
+    # store's single flight) by running the full resolution with the same executor.
+    def execute(op: Any) -> Any:
+        if isinstance(op, cimd.ResolveDocument):
+            fake.asked.append("ResolveDocument")
+            return run(documents.resolve(op.url), fake)
+        return fake(op)
+
+    return run(client_flows.get(URL, Lifetime(), documents), execute)
+
+
+def test_cimd_lookup_of_a_fresh_entry_skips_the_single_flight() -> None:
+    # A hit is one GET in the lookup's own flow: ResolveDocument (the store's single flight: a
+    # lock and a future, or an asyncio task, per lookup) is only asked for when a fetch is due.
+    fake = Fake(_fetched())
+    documents = cimd.Documents.from_settings(SETTINGS)
+    first = _lookup(fake, documents)
+    miss = ["DocumentGet", "ResolveDocument", "DocumentGet", "Hit", "Hit", "Fetch", "DocumentPut"]
+    assert fake.asked == miss
+    fake.asked.clear()
+    for _ in range(3):
+        again = _lookup(fake, documents)
+        assert again is not None and again.client_id == first.client_id == URL
+    assert fake.asked == ["DocumentGet"] * 3
+
+
+def test_cimd_lookup_of_a_cached_refusal_skips_the_single_flight() -> None:
+    fake = Fake(FetchRefused("status", "404"))
+    documents = cimd.Documents.from_settings(SETTINGS)
+    assert _lookup(fake, documents) is None
+    fake.asked.clear()
+    assert _lookup(fake, documents) is None
+    assert fake.asked == ["DocumentGet"]
+
+
+def test_cimd_lookup_of_a_refused_url_asks_nothing() -> None:
+    fake = Fake()
+    documents = cimd.Documents.from_settings(SETTINGS)
+    flow = client_flows.get("https://app.example/a/../b", Lifetime(), documents)
+    assert run(flow, fake) is None
+    assert fake.asked == []
+
+
+def test_cimd_url_check_remembers_what_passed_not_what_was_refused() -> None:
+    check = check_client_id_url
+    assert check(URL) is check(URL)  # the same immutable result, from the cache
+    for _ in range(2):
+        with pytest.raises(FetchRefused):
+            check("https://app.example/a/../b")
+    assert check.cache_info().maxsize == 1024
