@@ -130,17 +130,20 @@ def register(
     bucket: str = "",
     limits: tuple[Limit, ...] = (),
     token: str | None = None,
+    record: str | None = None,
 ) -> Flow[Attempted]:
     """Charge ``bucket`` under ``limits``, take a use of the minted token ``token`` (a digest), a
-    place under ``DCR_MAX_CLIENTS``, and store ``client``, in one atomic step.
+    place under ``DCR_MAX_CLIENTS``, and store ``client``, in one atomic step. ``record``:
+    ``client.to_record()`` when the caller wrote it already (the registration's size check).
 
     Returns the outcome (``Outcome.LIMITED`` with the refusing decision, or ``CREATED``); raises
     :class:`ClientCapError`, :class:`StorageError` or ``InvalidTokenError``."""
     cap = settings.max_clients
-    if cap:  # only clients stored under a cap give a place back when deleted
-        client = dataclasses.replace(client, counted=True)
+    if cap and not client.counted:  # only clients stored under a cap give a place back
+        client, record = dataclasses.replace(client, counted=True), None
+    record = client.to_record() if record is None else record
     ttl_ms = settings.client_idle_ttl * 1000
-    attempt = Attempt(client.client_id, client.to_record(), bucket, limits, token, cap, ttl_ms)
+    attempt = Attempt(client.client_id, record, bucket, limits, token, cap, ttl_ms)
     attempted = yield from ask(Register(attempt))
     if attempted.outcome is Outcome.CAPPED:
         raise ClientCapError(f"this server accepts no more registrations ({cap} clients)")

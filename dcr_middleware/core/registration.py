@@ -33,6 +33,7 @@ class NewClient:
 
     client: RegisteredClient
     response: dict[str, Any]
+    record: str | None = None  # client.to_record(), written once for the size check
 
     @property
     def client_id(self) -> str:
@@ -98,14 +99,15 @@ def parse_json(body: bytes) -> Any:
     return value
 
 
-def check_record_size(client: RegisteredClient, settings: Settings) -> None:
-    """``400`` when the stored record of ``client`` would pass ``DCR_MAX_RECORD_BYTES``.
+def check_record_size(client: RegisteredClient, settings: Settings) -> str:
+    """The stored record of ``client``; ``400`` when it would pass ``DCR_MAX_RECORD_BYTES``.
 
     The size is that of the record the store keeps (ASCII JSON, so one byte per character;
     non-ASCII text counts six bytes per character, as stored). It bounds what one registration
     or update can add to the store, whatever the individual field limits allow together.
     """
-    size = len(client.to_record())
+    record = client.to_record()
+    size = len(record)
     limit = settings.max_record_bytes
     if size > limit:
         sizes = {k: len(json.dumps(v)) for k, v in client.metadata.items()}
@@ -114,6 +116,7 @@ def check_record_size(client: RegisteredClient, settings: Settings) -> None:
             f"the client would be stored as {size} bytes; this server stores at most {limit} "
             f"(the largest field is {largest[:120]}): send shorter or fewer values"
         )
+    return record
 
 
 def prepare_registration(
@@ -167,5 +170,5 @@ def prepare_registration(
         registration_token_hash=hash_secret(access_token),
         token_policy=token_policy,
     )
-    check_record_size(client, settings)
-    return NewClient(client=client, response=response)
+    record = check_record_size(client, settings)
+    return NewClient(client=client, response=response, record=record)

@@ -151,6 +151,7 @@ class RegistrationFlow:
                 bucket=plan.bucket,
                 limits=plan.limits,
                 token=_minted(grant),
+                record=new.record,
             )
             decision = attempted.decision
             if decision is not None:

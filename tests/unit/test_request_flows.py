@@ -16,6 +16,7 @@ import pytest
 
 from dcr_middleware.core import ops
 from dcr_middleware.core.admission import RequestHead
+from dcr_middleware.core.client import RegisteredClient
 from dcr_middleware.core.errors import StorageError
 from dcr_middleware.core.management_flow import ManagementFlow
 from dcr_middleware.core.registration_flow import RegistrationFlow
@@ -61,6 +62,32 @@ def test_registration_flow_reads_the_body_then_registers_in_one_operation() -> N
     response = run(_flow().register(_head()), recorder)
     assert response.status == 201
     assert recorder.kinds() == ["ReadBody", "Register"]
+
+
+@pytest.mark.parametrize("cap", [0, 10])
+def test_registration_flow_writes_the_record_once(
+    cap: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The record measured against DCR_MAX_RECORD_BYTES is the one stored (written once, not
+    # once per step); under DCR_MAX_CLIENTS the stored client is marked counted, so its record
+    # is written again.
+    written: list[str] = []
+    to_record = RegisteredClient.to_record
+
+    def counting(client: RegisteredClient) -> str:
+        written.append(record := to_record(client))
+        return record
+
+    monkeypatch.setattr(RegisteredClient, "to_record", counting)
+    recorder = Recorder()
+    response = run(_flow(Settings(rate_limit="5/min", max_clients=cap)).register(_head()), recorder)
+    assert response.status == 201
+    register = recorder.asked[-1]
+    assert isinstance(register, ops.Register)
+    assert register.attempt.record == written[-1]
+    stored = RegisteredClient.from_record(register.attempt.record)
+    assert stored.counted is bool(cap)
+    assert len(written) == (2 if cap else 1)
 
 
 def test_registration_flow_charges_a_refused_body() -> None:
