@@ -13,7 +13,7 @@ EXTRAS = {
     "demo": "uvicorn[standard]>=0.30",
     "mcp": "mcp>=2.3",
     "metrics": "prometheus-client>=0.20",
-    "otel": "opentelemetry-api>=1.23",
+    "otel": "opentelemetry-api>=1.30",
 }
 
 

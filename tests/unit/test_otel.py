@@ -195,7 +195,7 @@ else:
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("DCR_OTEL: needs the opentelemetry-api package")
-    assert "pip install 'opentelemetry-api>=1.23'" in result.stdout
+    assert "pip install 'opentelemetry-api>=1.30'" in result.stdout
     assert "pip install '.[otel]'" in result.stdout
 
 
