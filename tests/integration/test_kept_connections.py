@@ -77,6 +77,8 @@ def sync_store(s: Settings) -> tuple[ClientStore, CountingPool]:
         s.redis_url,
         max_connections=s.redis_max_connections,
         timeout=s.redis_pool_timeout,
+        socket_timeout=s.redis_timeout,
+        socket_connect_timeout=s.redis_connect_timeout,
         decode_responses=True,
     )
     backend = RedisBackend(s, client=redis.Redis.from_pool(pool))
@@ -88,6 +90,8 @@ def async_store(s: Settings) -> tuple[AsyncClientStore, AsyncCountingPool]:
         s.redis_url,
         max_connections=s.redis_max_connections,
         timeout=s.redis_pool_timeout,
+        socket_timeout=s.redis_timeout,
+        socket_connect_timeout=s.redis_connect_timeout,
         decode_responses=True,
     )
     client_ = redis.asyncio.Redis.from_pool(pool)
@@ -173,7 +177,7 @@ async def test_async_connection_closed_by_the_server_is_replaced(
 def test_timed_out_connection_is_not_kept(own_redis: RedisServer) -> None:
     # Two connections, so one can be kept: a kept timed-out connection would hand the next
     # command the late reply of the one that timed out.
-    store, _ = sync_store(settings(own_redis, redis_timeout=0.3, redis_max_connections=2))
+    store = ClientStore(settings(own_redis, redis_timeout=0.3, redis_max_connections=2))
     try:
         store.create(client("clientA"))
         store.create(client("clientB"))
@@ -192,7 +196,7 @@ def test_timed_out_connection_is_not_kept(own_redis: RedisServer) -> None:
 
 @pytest.mark.anyio
 async def test_async_timed_out_connection_is_not_kept(own_redis: RedisServer) -> None:
-    store, _ = async_store(settings(own_redis, redis_timeout=0.3, redis_max_connections=2))
+    store = AsyncClientStore(settings(own_redis, redis_timeout=0.3, redis_max_connections=2))
     try:
         await store.create(client("clientA"))
         await store.create(client("clientB"))
