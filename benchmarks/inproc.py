@@ -1,7 +1,8 @@
 """In-process CPU cost of the hot paths, against a real Redis: registration through both
 middlewares (beside the anchors of ``run.py`` called the same way), and the authorization
-server's lookups (``ClientStore.get`` / ``authenticate``, sync and async) beside a raw redis-py
-``GET`` + ``json.loads`` of the same record.
+server's lookups (``ClientStore.get`` / ``authenticate``, sync and async, and the cached lookup
+of a Client ID Metadata Document) beside a raw redis-py ``GET`` + ``json.loads`` of the same
+record.
 
     .venv/bin/python benchmarks/inproc.py --redis redis://127.0.0.1:6379/0
     .venv/bin/python benchmarks/inproc.py --redis URL --only 'register-*' 'anchor-*'
