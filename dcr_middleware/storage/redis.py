@@ -115,7 +115,7 @@ class _Kept:
 
     def take(self) -> Any:
         """A kept connection; or ``None``, and the caller counts as waiting for the pool until it
-        leaves :meth:`waiting`."""
+        leaves :meth:`waiting_for_pool`."""
         with self.lock:
             if self.pid != os.getpid():
                 self.idle, self.pid = [], os.getpid()
@@ -126,6 +126,7 @@ class _Kept:
 
     @contextlib.contextmanager
     def waiting_for_pool(self) -> Iterator[None]:
+        """Around the pool's checkout after :meth:`take` answered ``None``."""
         try:
             yield
         finally:
