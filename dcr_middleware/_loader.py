@@ -209,13 +209,19 @@ def _await_reaped(pid: int, seconds: float) -> None:
     def halted(signum: int, frame: Any) -> None:
         raise SystemExit(0)
 
-    signal.signal(signal.SIGTERM, halted)
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            raise SystemExit(0) from None
-        except PermissionError:  # pid reused by another user's process: the first is gone
-            raise SystemExit(0) from None
-        time.sleep(0.05)
+    # The handler is the worker's only while it waits: the arbiter's SIGTERM often comes while
+    # the interpreter shuts down after this returns or exits, and a SystemExit raised there is
+    # printed as a traceback ("Exception ignored in threading._shutdown").
+    previous = signal.signal(signal.SIGTERM, halted)
+    try:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                raise SystemExit(0) from None
+            except PermissionError:  # pid reused by another user's process: the first is gone
+                raise SystemExit(0) from None
+            time.sleep(0.05)
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)

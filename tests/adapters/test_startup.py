@@ -8,7 +8,11 @@ Real servers doing the same are in tests/integration/test_startup_failures.py.
 from __future__ import annotations
 
 import logging
+import os
+import signal
 import socket
+import subprocess
+import sys
 import types
 from collections.abc import Iterable
 from typing import Any
@@ -189,6 +193,26 @@ async def _asgi(scope: Any, receive: Any, send: Any) -> None:
 )
 def test_startup_app_interface(app: Any, interface: str | None) -> None:
     assert _loader.app_interface(app) == interface
+
+
+@pytest.mark.parametrize("gone", [True, False], ids=["first-reaped", "wait-ran-out"])
+def test_startup_wait_for_the_first_failure_gives_sigterm_back(gone: bool) -> None:
+    # A later gunicorn worker that fails to boot waits for the first one to be reaped, exiting 0
+    # on the arbiter's SIGTERM meanwhile. Its handler must not outlive the wait: the SIGTERM
+    # often lands while the interpreter shuts down, where a SystemExit prints a traceback.
+    previous = signal.getsignal(signal.SIGTERM)
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    try:
+        if gone:
+            with pytest.raises(SystemExit) as exited:
+                _loader._await_reaped(dead.pid, 5)
+            assert exited.value.code == 0
+        else:
+            _loader._await_reaped(os.getpid(), 0.1)  # never gone: the wait runs out
+        assert signal.getsignal(signal.SIGTERM) is previous
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def test_startup_entry_point_refuses_the_other_interface_naming_the_right_one() -> None:
