@@ -68,6 +68,7 @@ LOOKUP_SCRIPT = _lua("lookup")
 PURGE_SCRIPT = _lua("purge")
 RESERVE_SCRIPT = _lua("reserve")
 TOKEN_USE_SCRIPT = _lua("token_use")
+TOKEN_PUT_SCRIPT = _lua("token_put")
 TOKEN_REFUND_SCRIPT = _lua("token_refund")
 REPLACE_SCRIPT = _lua("replace")
 RELEASE_SCRIPT = _lua("release")
@@ -119,14 +120,13 @@ class Eval:
 
 @dataclass(frozen=True, slots=True)
 class Pipeline:
-    """Several calls in one round trip; in ``MULTI``/``EXEC`` when ``transaction``."""
+    """Several calls in one round trip, not a transaction (atomic work is a Lua script)."""
 
     calls: tuple[Call, ...]
-    transaction: bool = False
 
     def send(self, client: Any) -> Any:
         """Queue the calls and execute them (``execute`` resets the pipeline, even on error)."""
-        pipe = client.pipeline(transaction=self.transaction)
+        pipe = client.pipeline(transaction=False)
         for call in self.calls:
             call.send(pipe)
         return pipe.execute()
@@ -249,6 +249,7 @@ class RedisOperations:
         self.purge_script = script(PURGE_SCRIPT)
         self.reserve_script = script(RESERVE_SCRIPT)
         self.token_use_script = script(TOKEN_USE_SCRIPT)
+        self.token_put_script = script(TOKEN_PUT_SCRIPT)
         self.token_refund_script = script(TOKEN_REFUND_SCRIPT)
         self.replace_script = script(REPLACE_SCRIPT)
         self.release_script = script(RELEASE_SCRIPT)
@@ -412,12 +413,12 @@ class RedisOperations:
         return bool((yield from self._script(self.token_use_script, keys)))
 
     def token_put(self, digest: str, fields: dict[str, str], expires_at: int) -> Flow[None]:
-        """Store a minted token, expiring with its key (one MULTI/EXEC)."""
-        key = token_key(self.prefix, digest)
-        calls = [Call("hset", (key,), {"mapping": dict(fields)})]
-        if expires_at:
-            calls.append(Call("expireat", (key, expires_at)))
-        yield from ask(Pipeline(tuple(calls), transaction=True))
+        """Store a minted token, expiring with its key (one EVALSHA)."""
+        if not fields:
+            raise ValueError("a minted token has fields")
+        pairs = [word for field in fields.items() for word in field]
+        keys = [token_key(self.prefix, digest)]
+        yield from self._script(self.token_put_script, keys, [expires_at, *pairs])
 
     def token_list(self) -> Flow[list[tuple[str, dict[str, str]]]]:
         """Every minted token (SCAN, then one HGETALL each; for the CLI, not the request path)."""

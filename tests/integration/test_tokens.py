@@ -31,6 +31,7 @@ from support import (
     CONFIDENTIAL,
     JSON,
     RawResponse,
+    RedisServer,
     Server,
     every_value,
     free_port,
@@ -43,6 +44,8 @@ from support import (
 from dcr_middleware.storage.base import token_key
 
 pytestmark = pytest.mark.redis
+
+ROOT = Path(__file__).resolve().parents[2]
 
 CHALLENGE = 'Bearer error="invalid_token"'
 PAYLOAD = json.dumps(CONFIDENTIAL).encode()
@@ -200,6 +203,23 @@ def test_cli_revoke_makes_a_token_unusable(
     assert rows[kept["id"]]["uses"] == 5
     assert post(server, bearer(kept["token"])).status_code == 201
     assert len(stored_records(redis_db)) == 2
+
+
+def test_cli_tokens_run_as_the_documented_acl_user(own_redis: RedisServer) -> None:
+    # docs/cli.md's ACL line, as written there: create (with an expiry), list, revoke.
+    text = (ROOT / "docs" / "cli.md").read_text()
+    line = next(x for x in text.splitlines() if x.startswith("ACL SETUSER dcr-tokens "))
+    admin = own_redis.client()
+    try:
+        admin.execute_command(*line.replace(">another-long-password", ">a-long-password").split())
+    finally:
+        admin.close()
+    url = own_redis.url.replace("redis://", "redis://dcr-tokens:a-long-password@")
+    minted = mint(url, "--uses", "2", "--expires", "1h")
+    assert listed(url)[minted["id"]]["uses"] == 2
+    done = cli("revoke", minted["id"], redis_url=url)
+    assert done.returncode == 0, done.stderr
+    assert minted["id"] not in listed(url)
 
 
 @pytest.mark.server
