@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import socket
 from collections.abc import Iterator
 from typing import Any
 
@@ -22,7 +21,6 @@ from support.https_server import (
     DocumentServer,
     Route,
     loopback_socket_works,
-    resolving_test_names_to,
 )
 
 from dcr_middleware import AsyncClientStore, ClientStore, DCRMiddleware, DCRWSGIMiddleware, Settings
@@ -51,9 +49,7 @@ def _server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DocumentServer
 
 @pytest.fixture
 def server(_server: DocumentServer, monkeypatch: pytest.MonkeyPatch) -> DocumentServer:
-    monkeypatch.setenv("SSL_CERT_FILE", str(_server.ca_file))
-    monkeypatch.delenv("SSL_CERT_DIR", raising=False)
-    monkeypatch.setattr(socket, "getaddrinfo", resolving_test_names_to(HOST))
+    _server.trust(monkeypatch)
     url = _server.url(NAME, "/client.json")
     document = {"client_id": url, "client_name": "Doc", "redirect_uris": ["https://a.example/cb"]}
     _server.routes.clear()

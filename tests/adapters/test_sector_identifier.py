@@ -12,7 +12,6 @@ that every redirect URI is listed; every refusal is ``400 invalid_client_metadat
 from __future__ import annotations
 
 import json
-import socket
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -89,14 +88,7 @@ def _server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DocumentServer
 @pytest.fixture
 def server(_server: DocumentServer, monkeypatch: pytest.MonkeyPatch) -> DocumentServer:
     """The server, trusted, ``*.test`` names resolving to it, its record of requests cleared."""
-    monkeypatch.setenv("SSL_CERT_FILE", str(_server.ca_file))
-    monkeypatch.delenv("SSL_CERT_DIR", raising=False)
-    real = socket.getaddrinfo
-
-    def getaddrinfo(host: str, port: object, *args: object, **kwargs: object) -> object:
-        return real(HOST if host.endswith(".test") else host, port, *args, **kwargs)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    _server.trust(monkeypatch)
     _server.seen.clear()
     return _server
 

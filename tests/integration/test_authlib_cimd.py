@@ -43,8 +43,7 @@ def _documents(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DocumentSer
 @pytest.fixture
 def documents(_documents: DocumentServer, monkeypatch: pytest.MonkeyPatch) -> DocumentServer:
     """The document server, trusted, with this module's documents and no requests seen yet."""
-    monkeypatch.setenv("SSL_CERT_FILE", str(_documents.ca_file))
-    monkeypatch.delenv("SSL_CERT_DIR", raising=False)
+    _documents.trust(monkeypatch, resolve_test_names=False)
     body = {
         "client_id": _documents.url(HOST, "/client.json"),
         "client_name": "An Authlib document client",

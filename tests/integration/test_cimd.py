@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
-import socket
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -57,14 +56,7 @@ def _server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DocumentServer
 @pytest.fixture
 def server(_server: DocumentServer, monkeypatch: pytest.MonkeyPatch) -> DocumentServer:
     """The server with this module's documents, trusted, ``*.test`` names resolving to it."""
-    monkeypatch.setenv("SSL_CERT_FILE", str(_server.ca_file))
-    monkeypatch.delenv("SSL_CERT_DIR", raising=False)
-    real = socket.getaddrinfo
-
-    def getaddrinfo(host: str, port: object, *args: object, **kwargs: object) -> object:
-        return real(HOST if host.endswith(".test") else host, port, *args, **kwargs)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    _server.trust(monkeypatch)
     cached = (("Cache-Control", "max-age=600"),)
     _server.routes.clear()
     _server.routes.update(

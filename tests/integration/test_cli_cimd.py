@@ -15,7 +15,6 @@ import dataclasses
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -29,7 +28,6 @@ from support.https_server import (
     DocumentServer,
     Route,
     loopback_socket_works,
-    resolving_test_names_to,
 )
 
 from dcr_middleware.core.cimd import document_key
@@ -100,9 +98,7 @@ def _document(server: DocumentServer, path: str, **members: Any) -> bytes:
 @pytest.fixture
 def server(_server: DocumentServer, monkeypatch: pytest.MonkeyPatch) -> DocumentServer:
     """The server with this module's documents, trusted, ``*.test`` names resolving to it."""
-    monkeypatch.setenv("SSL_CERT_FILE", str(_server.ca_file))
-    monkeypatch.delenv("SSL_CERT_DIR", raising=False)
-    monkeypatch.setattr(socket, "getaddrinfo", resolving_test_names_to(HOST))
+    _server.trust(monkeypatch)
     cached = ("Cache-Control", "max-age=600")
     _server.routes.clear()
     _server.routes.update(

@@ -66,8 +66,7 @@ def _document_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Docum
 @pytest.fixture
 def server(_document_server: DocumentServer, monkeypatch: pytest.MonkeyPatch) -> DocumentServer:
     """The server, trusted through SSL_CERT_FILE, its record of requests cleared."""
-    monkeypatch.setenv("SSL_CERT_FILE", str(_document_server.ca_file))
-    monkeypatch.delenv("SSL_CERT_DIR", raising=False)
+    _document_server.trust(monkeypatch, resolve_test_names=False)  # see lookups
     _document_server.seen.clear()
     return _document_server
 

@@ -145,6 +145,14 @@ class DocumentServer:
         """``https://<name>:<port><path>``."""
         return f"https://{name}:{self.port}{path}"
 
+    def trust(self, monkeypatch: Any, *, resolve_test_names: bool = True) -> None:
+        """For one test: trust this server's CA through ``SSL_CERT_FILE`` alone and, unless told
+        not to, resolve every ``*.test`` name to the server (:func:`resolving_test_names_to`)."""
+        monkeypatch.setenv("SSL_CERT_FILE", str(self.ca_file))
+        monkeypatch.delenv("SSL_CERT_DIR", raising=False)
+        if resolve_test_names:
+            monkeypatch.setattr(socket, "getaddrinfo", resolving_test_names_to(self.host))
+
     def paths(self) -> list[str]:
         """The paths asked for, in order."""
         return [seen.path for seen in self.seen]
