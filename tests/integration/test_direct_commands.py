@@ -27,19 +27,28 @@ def client(client_id: str) -> RegisteredClient:
     )
 
 
-def settings(redis: RedisServer) -> Settings:
+@pytest.fixture(params=[1, 2], ids=["one-connection", "one-kept"])
+def connections(request: pytest.FixtureRequest) -> int:
     # One connection: the command after the timeout gets the very connection that timed out, or
-    # a new one in its place.
+    # a new one in its place. Two: the store may keep one between commands (storage/redis.py),
+    # and must never keep the one that timed out.
+    connections: int = request.param
+    return connections
+
+
+def settings(redis: RedisServer, connections: int) -> Settings:
     return Settings(
         redis_url=redis.url,
         redis_timeout=0.3,
-        redis_max_connections=1,
+        redis_max_connections=connections,
         client_idle_ttl=86400,
     )
 
 
-def test_store_timed_out_lookup_leaves_no_reply_for_the_next(own_redis: RedisServer) -> None:
-    store = ClientStore(settings(own_redis))
+def test_store_timed_out_lookup_leaves_no_reply_for_the_next(
+    own_redis: RedisServer, connections: int
+) -> None:
+    store = ClientStore(settings(own_redis, connections))
     try:
         store.create(client("clientA"))
         store.create(client("clientB"))
@@ -61,9 +70,9 @@ def test_store_timed_out_lookup_leaves_no_reply_for_the_next(own_redis: RedisSer
 
 @pytest.mark.anyio
 async def test_async_store_timed_out_lookup_leaves_no_reply_for_the_next(
-    own_redis: RedisServer,
+    own_redis: RedisServer, connections: int
 ) -> None:
-    store = AsyncClientStore(settings(own_redis))
+    store = AsyncClientStore(settings(own_redis, connections))
     try:
         await store.create(client("clientA"))
         await store.create(client("clientB"))
@@ -90,8 +99,8 @@ async def test_async_store_timed_out_lookup_leaves_no_reply_for_the_next(
         await store.close()
 
 
-def test_store_flushed_scripts_are_loaded_again(own_redis: RedisServer) -> None:
-    store = ClientStore(settings(own_redis))
+def test_store_flushed_scripts_are_loaded_again(own_redis: RedisServer, connections: int) -> None:
+    store = ClientStore(settings(own_redis, connections))
     admin = own_redis.client()
     try:
         store.create(client("clientA"))

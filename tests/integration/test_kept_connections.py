@@ -4,8 +4,9 @@ the backend instead of the pool, and the next command takes it without the pool'
 
 What must hold besides the speed: the pool's bound (a burst larger than the pool waits and gets
 its connections, none is held back while a command waits), a connection the server closed is
-replaced, a timed-out connection is never kept, a forked child never uses its parent's socket,
-and Sentinel keeps nothing (its pool has to see each connection come back)."""
+replaced, a forked child never uses its parent's socket, and Sentinel keeps nothing (its pool has
+to see each connection come back). That a timed-out connection is never reused is checked in
+``test_direct_commands.py``, with one connection and with two (one of them kept)."""
 
 from __future__ import annotations
 
@@ -21,9 +22,10 @@ import redis.asyncio
 from support import RedisServer
 from support.redis_servers import wait_for
 
-from dcr_middleware import AsyncClientStore, ClientStore, Settings, StorageError
+from dcr_middleware import AsyncClientStore, ClientStore, Settings
 from dcr_middleware.core.client import RegisteredClient
 from dcr_middleware.core.credentials import hash_secret
+from dcr_middleware.storage.connect import connection_options, pool_options
 from dcr_middleware.storage.redis import AsyncRedisBackend, RedisBackend
 
 pytestmark = pytest.mark.redis
@@ -73,27 +75,14 @@ def client(client_id: str) -> RegisteredClient:
 
 
 def sync_store(s: Settings) -> tuple[ClientStore, CountingPool]:
-    pool = CountingPool.from_url(
-        s.redis_url,
-        max_connections=s.redis_max_connections,
-        timeout=s.redis_pool_timeout,
-        socket_timeout=s.redis_timeout,
-        socket_connect_timeout=s.redis_connect_timeout,
-        decode_responses=True,
-    )
+    # The store's own pool options (storage/connect.py), in a pool that counts its checkouts.
+    pool = CountingPool.from_url(s.redis_url, **connection_options(s), **pool_options(s))
     backend = RedisBackend(s, client=redis.Redis.from_pool(pool))
     return ClientStore(s, backend=backend), pool
 
 
 def async_store(s: Settings) -> tuple[AsyncClientStore, AsyncCountingPool]:
-    pool = AsyncCountingPool.from_url(
-        s.redis_url,
-        max_connections=s.redis_max_connections,
-        timeout=s.redis_pool_timeout,
-        socket_timeout=s.redis_timeout,
-        socket_connect_timeout=s.redis_connect_timeout,
-        decode_responses=True,
-    )
+    pool = AsyncCountingPool.from_url(s.redis_url, **connection_options(s), **pool_options(s))
     client_ = redis.asyncio.Redis.from_pool(pool)
     return AsyncClientStore(s, backend=AsyncRedisBackend(s, client=client_)), pool
 
@@ -170,45 +159,6 @@ async def test_async_connection_closed_by_the_server_is_replaced(
             assert admin.client_kill_filter(_type="normal", skipme=True) >= 1
             found = await store.get("clientA")
             assert found is not None and found.client_id == "clientA"
-    finally:
-        await store.close()
-
-
-def test_timed_out_connection_is_not_kept(own_redis: RedisServer) -> None:
-    # Two connections, so one can be kept: a kept timed-out connection would hand the next
-    # command the late reply of the one that timed out.
-    store = ClientStore(settings(own_redis, redis_timeout=0.3, redis_max_connections=2))
-    try:
-        store.create(client("clientA"))
-        store.create(client("clientB"))
-        own_redis.pause()
-        try:
-            with pytest.raises(StorageError):
-                store.get("clientA")
-        finally:
-            own_redis.resume()
-        for _ in range(3):
-            found = store.get("clientB")
-            assert found is not None and found.client_id == "clientB"
-    finally:
-        store.close()
-
-
-@pytest.mark.anyio
-async def test_async_timed_out_connection_is_not_kept(own_redis: RedisServer) -> None:
-    store = AsyncClientStore(settings(own_redis, redis_timeout=0.3, redis_max_connections=2))
-    try:
-        await store.create(client("clientA"))
-        await store.create(client("clientB"))
-        own_redis.pause()
-        try:
-            with pytest.raises(StorageError):
-                await store.get("clientA")
-        finally:
-            own_redis.resume()
-        for _ in range(3):
-            found = await store.get("clientB")
-            assert found is not None and found.client_id == "clientB"
     finally:
         await store.close()
 
